@@ -1,0 +1,75 @@
+"""Embeddings: a configured embedding deployment, called through the Router."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from starlette.responses import Response
+
+from core.errors import InvalidRequest, ModelNotFound
+from core.settings import TIERS
+
+from .catalog import Catalog
+from .chat import CallContext, EngineRef
+from .schemas import EmbeddingRequest, parse
+from .usage import Usage, UsageRecorder
+
+
+class EmbeddingService:
+    def __init__(self, engine: EngineRef, catalog: Catalog, recorder: UsageRecorder) -> None:
+        self._engine = engine
+        self._catalog = catalog
+        self._recorder = recorder
+
+    async def handle(self, body: Any, ctx: CallContext) -> Response:
+        request: EmbeddingRequest = parse(EmbeddingRequest, body)
+        self._check_model(request.model)
+        engine = await self._engine.get()
+        usage = Usage(
+            request_id=ctx.request_id,
+            endpoint="embeddings",
+            model_requested=request.model,
+            project_id=ctx.project_id,
+            key_id=ctx.key_id,
+            user=request.user,
+            route_reason="explicit_model",
+        )
+        payload = {k: v for k, v in body.items() if k != "model"}
+        try:
+            response, served = await engine.embed(request.model, payload)
+        except Exception as exc:
+            error = engine.map_error(exc)
+            usage.status, usage.http_status, usage.error_type = "error", error.status, error.code
+            usage.latency_ms = (time.perf_counter() - ctx.started) * 1000
+            self._recorder.record(usage)
+            raise error from None
+        tokens = int(getattr(getattr(response, "usage", None), "prompt_tokens", 0) or 0)
+        usage.model_used = served.entry.label
+        usage.deployment = served.entry.name
+        usage.prompt_tokens = tokens
+        usage.cost_usd = engine.price(served.entry).cost(tokens, 0)
+        usage.latency_ms = (time.perf_counter() - ctx.started) * 1000
+        self._recorder.record(usage)
+        headers = {
+            "x-aitp-model": served.entry.label,
+            "x-aitp-tier": "none",
+            "x-aitp-route-reason": "explicit_model",
+            "x-aitp-cost-usd": f"{usage.cost_usd:.8f}",
+        }
+        return Response(response.model_dump_json(exclude_none=True), media_type="application/json", headers=headers)
+
+    def _check_model(self, model: str) -> None:
+        entry = self._catalog.entries.get(model)
+        if model == "auto" or model in TIERS or (entry is not None and entry.is_echo):
+            names = [e.name for e in self._catalog.entries.values() if not e.is_echo and e.tier is None]
+            hint = f"configured deployments without a tier: {', '.join(names)}" if names else "none is configured"
+            raise InvalidRequest(
+                f"'{model}' is a chat route; embeddings need an embedding deployment by name ({hint}); "
+                "add one to models in aitp.yaml",
+                param="model",
+            )
+        if entry is None:
+            raise ModelNotFound(
+                f"model '{model}' is not served here; GET /v1/models lists the configured deployments", param="model"
+            )

@@ -1,0 +1,133 @@
+"""The LLM engine: litellm's Router over the catalog, loaded off the event loop.
+
+``import litellm`` costs seconds and ~200 MB, so the server starts accepting
+requests first and :func:`load_engine` runs in a thread; calls wait for it.
+The Router does provider translation, retries with back-off, timeouts and
+fallbacks; this module maps its exceptions onto aitp's error types.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from core.errors import APIError, InvalidRequest, RateLimited, UpstreamError, UpstreamTimeout
+from core.settings import RetrySettings
+
+from .catalog import ECHO_PROVIDER, Catalog, Entry
+from .pricing import Price, lookup
+
+log = logging.getLogger("aitp.gateway.engine")
+
+
+@dataclass(frozen=True, slots=True)
+class Served:
+    """Which deployment answered, as the Router reports it."""
+
+    entry: Entry
+    group: str
+
+
+class Engine:
+    def __init__(self, litellm: Any, router: Any, catalog: Catalog) -> None:
+        self._litellm = litellm
+        self._router = router
+        self._catalog = catalog
+        self._prices: dict[str, Price] = {}
+        for entry in catalog.entries.values():
+            override = None
+            if entry.input_cost_per_token is not None or entry.output_cost_per_token is not None:
+                override = Price(entry.input_cost_per_token or 0.0, entry.output_cost_per_token or 0.0)
+            self._prices[entry.name] = lookup(litellm.model_cost, entry.model, override)
+
+    @property
+    def catalog(self) -> Catalog:
+        return self._catalog
+
+    def price(self, entry: Entry) -> Price:
+        return self._prices[entry.name]
+
+    def count_tokens(self, messages: list[dict[str, Any]]) -> int:
+        return int(self._litellm.token_counter(messages=messages))
+
+    def count_text_tokens(self, text: str) -> int:
+        return int(self._litellm.token_counter(text=text, count_response_tokens=True))
+
+    async def complete(self, group: str, payload: dict[str, Any]) -> tuple[Any, Served]:
+        response = await self._router.acompletion(model=group, **payload)
+        return response, self._served(response, group)
+
+    async def embed(self, group: str, payload: dict[str, Any]) -> tuple[Any, Served]:
+        response = await self._router.aembedding(model=group, **payload)
+        return response, self._served(response, group)
+
+    def _served(self, response: Any, group: str) -> Served:
+        hidden: Mapping[str, Any] = getattr(response, "_hidden_params", None) or {}
+        model_id = str(hidden.get("model_id") or "")
+        served_group, _, name = model_id.partition("::")
+        entry = self._catalog.entries.get(name)
+        if entry is None:
+            # The Router did not say; fall back to the first deployment of the group.
+            names = self._catalog.tiers.get(group) or [group]
+            entry = self._catalog.entries[names[0]]
+            served_group = group
+        return Served(entry=entry, group=served_group or group)
+
+    def map_error(self, exc: BaseException) -> APIError:
+        """Translate a litellm/Router exception into an error the client can act on."""
+        if isinstance(exc, APIError):
+            return exc
+        litellm = self._litellm
+        name = type(exc).__name__
+        detail = _short(getattr(exc, "message", None) or str(exc))
+        if isinstance(exc, litellm.Timeout | TimeoutError):
+            return UpstreamTimeout(f"the upstream model did not answer in time after retries ({detail})")
+        if isinstance(exc, litellm.ContextWindowExceededError):
+            return InvalidRequest(f"the prompt is too long for the model: {detail}", param="messages")
+        if isinstance(exc, litellm.AuthenticationError | litellm.PermissionDeniedError):
+            return UpstreamError(
+                f"the upstream provider rejected aitp's credentials ({detail}); check the deployment's api_key_env"
+            )
+        if isinstance(exc, litellm.NotFoundError):
+            return UpstreamError(f"the upstream provider does not know the configured model ({detail})")
+        if isinstance(exc, litellm.RateLimitError):
+            return RateLimited(
+                f"the upstream provider is rate limiting aitp after retries ({detail}); retry later",
+                code="upstream_rate_limited",
+            )
+        if isinstance(exc, litellm.BadRequestError | litellm.UnprocessableEntityError):
+            return InvalidRequest(f"the upstream provider refused the request: {detail}")
+        return UpstreamError(f"the upstream model failed after retries ({name}: {detail})")
+
+
+def _short(text: str, limit: int = 300) -> str:
+    text = " ".join(str(text).split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def load_engine(catalog: Catalog, retries: RetrySettings) -> Engine:
+    """Import litellm and build the Router. Blocking: run it in a thread."""
+    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+    import litellm
+    from litellm.router import Router
+
+    from .echo import EchoLLM
+
+    litellm.telemetry = False
+    litellm.suppress_debug_info = True
+    litellm.custom_provider_map = [{"provider": ECHO_PROVIDER, "custom_handler": EchoLLM()}]
+    litellm.utils.custom_llm_setup()  # type: ignore[no-untyped-call]
+    fallbacks = [{group: targets} for group, targets in retries.fallbacks.items()]
+    router = Router(
+        model_list=catalog.router_model_list(),
+        num_retries=retries.num_retries,
+        retry_after=retries.retry_after_s,  # type: ignore[arg-type]  # litellm sleeps for a float
+        timeout=retries.timeout_s,
+        fallbacks=fallbacks,
+        routing_strategy="simple-shuffle",
+    )
+    log.info("llm engine ready", extra={"deployments": sorted(catalog.entries)})
+    return Engine(litellm, router, catalog)

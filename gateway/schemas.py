@@ -1,0 +1,120 @@
+"""Request bodies of the OpenAI-compatible routes, validated with pydantic.
+
+Only what aitp acts on is typed; everything else OpenAI defines passes through
+to the upstream untouched (``extra="allow"``), so new OpenAI parameters keep
+working without a release of aitp.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from core.errors import InvalidRequest
+
+Role = Literal["system", "developer", "user", "assistant", "tool", "function"]
+
+
+class Message(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    role: Role
+    content: str | list[dict[str, Any]] | None = None
+
+
+class ResponseFormat(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    type: Literal["text", "json_object", "json_schema"]
+    json_schema: dict[str, Any] | None = None
+
+    @field_validator("json_schema")
+    @classmethod
+    def _schema_has_body(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        if value is not None and not isinstance(value.get("schema", {}), dict):
+            raise ValueError("json_schema.schema must be an object (a JSON schema)")
+        return value
+
+
+class StreamOptions(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    include_usage: bool | None = None
+
+
+class ChatRequest(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    model: str = Field(min_length=1)
+    messages: list[Message] = Field(min_length=1)
+    stream: bool = False
+    stream_options: StreamOptions | None = None
+    tools: list[dict[str, Any]] | None = None
+    tool_choice: str | dict[str, Any] | None = None
+    response_format: ResponseFormat | None = None
+    temperature: float | None = Field(default=None, ge=0, le=2)
+    top_p: float | None = Field(default=None, ge=0, le=1)
+    max_tokens: int | None = Field(default=None, ge=1)
+    max_completion_tokens: int | None = Field(default=None, ge=1)
+    stop: str | list[str] | None = None
+    n: int | None = Field(default=None, ge=1, le=16)
+    user: str | None = Field(default=None, max_length=256)
+    metadata: dict[str, str] | None = None
+
+    @property
+    def json_schema(self) -> dict[str, Any] | None:
+        """The schema the answer must meet, if the client asked for one."""
+        fmt = self.response_format
+        if fmt is None or fmt.type != "json_schema" or fmt.json_schema is None:
+            return None
+        schema = fmt.json_schema.get("schema")
+        return schema if isinstance(schema, dict) else {}
+
+    @property
+    def tier_hint(self) -> str | None:
+        return (self.metadata or {}).get("tier")
+
+
+class EmbeddingRequest(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    model: str = Field(min_length=1)
+    input: str | list[str] | list[int] | list[list[int]]
+    user: str | None = Field(default=None, max_length=256)
+
+    @field_validator("input")
+    @classmethod
+    def _not_empty(cls, value: Any) -> Any:
+        if isinstance(value, list) and not value:
+            raise ValueError("input must not be empty")
+        return value
+
+
+def _field_name(loc: tuple[int | str, ...]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def invalid_from(error: ValidationError) -> InvalidRequest:
+    """Turn a pydantic error into a 400 naming every bad field (the first is ``param``)."""
+    problems = []
+    for item in error.errors():
+        loc = tuple(p for p in item["loc"] if not (isinstance(p, str) and p in {"str", "list[dict[str,any]]"}))
+        problems.append((_field_name(loc) or "(body)", item["msg"], item["type"]))
+    first = problems[0][0]
+    detail = "; ".join(
+        f"'{name}' is required" if kind == "missing" else f"'{name}': {msg}" for name, msg, kind in problems
+    )
+    return InvalidRequest(f"invalid request body: {detail}", param=first)
+
+
+def parse(model: type[BaseModel], data: Any) -> Any:
+    if not isinstance(data, dict):
+        raise InvalidRequest("request body must be a JSON object", param=None)
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise invalid_from(exc) from None

@@ -1,0 +1,133 @@
+"""Usage rows: one per gateway call, written in batches off the request path.
+
+The request handler only enqueues a row; a background task inserts them in
+batches (every ``flush_interval_s`` or ``batch_size`` rows) and on shutdown
+drains what is left, so a call never waits on the database for its ledger row.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+
+from sqlalchemy import Boolean, DateTime, Float, Integer, String, insert
+from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.orm import Mapped, mapped_column
+
+from core.db import Base
+from core.settings import UsageSettings
+
+log = logging.getLogger("aitp.gateway.usage")
+
+
+class UsageRecord(Base):
+    __tablename__ = "usage_records"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    request_id: Mapped[str] = mapped_column(String(64), index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    endpoint: Mapped[str] = mapped_column(String(32))
+    project_id: Mapped[str | None] = mapped_column(String(64))
+    key_id: Mapped[str | None] = mapped_column(String(64))
+    user: Mapped[str | None] = mapped_column(String(256))
+    model_requested: Mapped[str] = mapped_column(String(128))
+    model_used: Mapped[str | None] = mapped_column(String(256))
+    deployment: Mapped[str | None] = mapped_column(String(128))
+    tier: Mapped[str | None] = mapped_column(String(16))
+    route_reason: Mapped[str | None] = mapped_column(String(128))
+    stream: Mapped[bool] = mapped_column(Boolean, default=False)
+    prompt_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    completion_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    cost_usd: Mapped[float] = mapped_column(Float, default=0.0)
+    latency_ms: Mapped[float] = mapped_column(Float, default=0.0)
+    status: Mapped[str] = mapped_column(String(32))
+    http_status: Mapped[int] = mapped_column(Integer)
+    error_type: Mapped[str | None] = mapped_column(String(64))
+    attempts: Mapped[int] = mapped_column(Integer, default=1)
+    prompt_name: Mapped[str | None] = mapped_column(String(128))
+    prompt_version: Mapped[int | None] = mapped_column(Integer)
+
+
+@dataclass(slots=True)
+class Usage:
+    """What one call cost; filled in as the call goes and handed to the recorder once."""
+
+    request_id: str
+    endpoint: str
+    model_requested: str
+    stream: bool = False
+    created_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    project_id: str | None = None
+    key_id: str | None = None
+    user: str | None = None
+    model_used: str | None = None
+    deployment: str | None = None
+    tier: str | None = None
+    route_reason: str | None = None
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost_usd: float = 0.0
+    latency_ms: float = 0.0
+    status: str = "ok"
+    http_status: int = 200
+    error_type: str | None = None
+    attempts: int = 1
+    prompt_name: str | None = None
+    prompt_version: int | None = None
+
+
+class UsageRecorder:
+    def __init__(self, engine: AsyncEngine, settings: UsageSettings) -> None:
+        self._engine = engine
+        self._settings = settings
+        self._queue: asyncio.Queue[Usage] = asyncio.Queue()
+        self._task: asyncio.Task[None] | None = None
+        self._stopping = asyncio.Event()
+        self.written = 0
+        self.failed_batches = 0
+
+    def record(self, usage: Usage) -> None:
+        self._queue.put_nowait(usage)
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="usage-recorder")
+
+    async def stop(self) -> None:
+        self._stopping.set()
+        if self._task is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        await self.flush()
+
+    async def flush(self) -> None:
+        batch: list[Usage] = []
+        while not self._queue.empty():
+            batch.append(self._queue.get_nowait())
+            if len(batch) >= self._settings.batch_size:
+                await self._write(batch)
+                batch = []
+        if batch:
+            await self._write(batch)
+
+    async def _run(self) -> None:
+        interval = self._settings.flush_interval_s
+        while not self._stopping.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), timeout=interval)
+            await self.flush()
+
+    async def _write(self, batch: list[Usage]) -> None:
+        rows = [asdict(u) for u in batch]
+        for attempt in range(3):
+            try:
+                async with self._engine.begin() as conn:
+                    await conn.execute(insert(UsageRecord), rows)
+                self.written += len(rows)
+                return
+            except Exception:
+                log.exception("writing %d usage rows failed (attempt %d of 3)", len(rows), attempt + 1)
+                await asyncio.sleep(0.2 * (attempt + 1))
+        self.failed_batches += 1

@@ -1,0 +1,265 @@
+"""Shared fixtures: the fake upstream, fresh databases and live ``aitp serve`` processes."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+import yaml
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from tests.fakes.llm_upstream import FakeUpstream
+
+REPO = Path(__file__).resolve().parent.parent
+PG_ADMIN_DSN = os.environ.get("AITP_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/test")
+_PORT_LINE = re.compile(r"Uvicorn running on http://127\.0\.0\.1:(\d+)")
+
+
+@pytest.fixture(scope="session")
+def fake() -> Iterator[FakeUpstream]:
+    upstream = FakeUpstream().start()
+    yield upstream
+    upstream.stop()
+
+
+@pytest.fixture(autouse=True)
+def _reset_fake(request: pytest.FixtureRequest) -> None:
+    if "fake" in request.fixturenames:
+        request.getfixturevalue("fake").reset()
+
+
+class PostgresDatabases:
+    """Creates a fresh PostgreSQL database per use and drops them all at the end."""
+
+    def __init__(self) -> None:
+        self.created: list[str] = []
+
+    async def _admin(self) -> asyncpg.Connection:
+        try:
+            return await asyncpg.connect(PG_ADMIN_DSN, timeout=5)
+        except (OSError, asyncpg.PostgresError) as exc:
+            raise RuntimeError(
+                f"PostgreSQL is not reachable at {PG_ADMIN_DSN} ({exc}); start it (see .ci/run) or set AITP_TEST_PG_DSN"
+            ) from exc
+
+    async def create(self) -> str:
+        name = f"aitp_test_{secrets.token_hex(6)}"
+        conn = await self._admin()
+        try:
+            await conn.execute(f'CREATE DATABASE "{name}"')
+        finally:
+            await conn.close()
+        self.created.append(name)
+        base = PG_ADMIN_DSN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://")
+        return f"{base}/{name}"
+
+    async def drop_all(self) -> None:
+        if not self.created:
+            return
+        conn = await self._admin()
+        try:
+            for name in self.created:
+                await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await conn.close()
+
+
+@pytest.fixture(scope="session")
+async def pg_databases() -> AsyncIterator[PostgresDatabases]:
+    databases = PostgresDatabases()
+    yield databases
+    await databases.drop_all()
+
+
+@dataclass
+class Server:
+    """A live ``aitp serve`` subprocess."""
+
+    process: subprocess.Popen[bytes]
+    port: int
+    database_url: str
+    log_path: Path
+    data_dir: Path
+    env: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def v1(self) -> str:
+        return f"{self.base_url}/v1"
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+    async def rows(self, sql: str, **params: Any) -> list[dict[str, Any]]:
+        """Read the server's database directly (to check what it persisted)."""
+        engine = create_async_engine(self.database_url)
+        try:
+            async with engine.connect() as conn:
+                result = await conn.execute(text(sql), params)
+                return [dict(row._mapping) for row in result]
+        finally:
+            await engine.dispose()
+
+    async def wait_rows(self, sql: str, count: int = 1, timeout: float = 10.0, **params: Any) -> list[dict[str, Any]]:
+        """Usage rows are written in batches: poll until ``count`` rows match."""
+        deadline = time.monotonic() + timeout
+        while True:
+            rows = await self.rows(sql, **params)
+            if len(rows) >= count or time.monotonic() > deadline:
+                return rows
+            await asyncio.sleep(0.1)
+
+
+def fake_models(fake: FakeUpstream) -> list[dict[str, Any]]:
+    """The default tiers (dashscope/qwen-*) pointed at the fake upstream, plus extra deployments."""
+    return [
+        {
+            "name": "qwen-turbo",
+            "model": "dashscope/qwen-turbo",
+            "tier": "turbo",
+            "api_base": fake.base_url,
+            "api_key": "test-key",
+        },
+        {
+            "name": "qwen-plus",
+            "model": "dashscope/qwen-plus",
+            "tier": "plus",
+            "api_base": fake.base_url,
+            "api_key": "test-key",
+        },
+        {"name": "local-vllm", "model": "hosted_vllm/llama-3-8b", "api_base": fake.base_url, "api_key_env": None},
+        {
+            "name": "text-embedding-v3",
+            "model": "openai/text-embedding-v3",
+            "api_base": fake.base_url,
+            "api_key": "test-key",
+            "input_cost_per_token": 1e-7,
+        },
+    ]
+
+
+def start_server(
+    tmp: Path, config: dict[str, Any], database_url: str, extra_env: dict[str, str] | None = None
+) -> Server:
+    tmp.mkdir(parents=True, exist_ok=True)
+    config_path = tmp / "aitp.yaml"
+    config_path.write_text(yaml.safe_dump(config, allow_unicode=True))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AITP_") and k not in {"DASHSCOPE_API_KEY"}}
+    env.update(
+        {
+            "AITP_CONFIG": str(config_path),
+            "AITP_DATA_DIR": str(tmp / "data"),
+            "AITP_DATABASE_URL": database_url,
+            "AITP_LOG_LEVEL": "info",
+            "LITELLM_LOCAL_MODEL_COST_MAP": "True",
+            "NO_PROXY": "127.0.0.1,localhost",
+        }
+    )
+    env.update(extra_env or {})
+    log_path = tmp / "server.log"
+    log_file = log_path.open("wb")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "aitp.cli", "serve", "--host", "127.0.0.1", "--port", "0"],
+        cwd=tmp,
+        env=env,
+        stdout=log_file,
+        stderr=subprocess.STDOUT,
+    )
+    deadline = time.monotonic() + 60
+    port = 0
+    while port == 0:
+        if process.poll() is not None:
+            raise RuntimeError(f"aitp serve exited with {process.returncode}:\n{log_path.read_text()}")
+        if time.monotonic() > deadline:
+            process.kill()
+            raise RuntimeError(f"aitp serve did not start in time:\n{log_path.read_text()}")
+        match = _PORT_LINE.search(log_path.read_text(errors="replace"))
+        if match:
+            port = int(match.group(1))
+        else:
+            time.sleep(0.05)
+    server = Server(process, port, database_url, log_path, tmp / "data", env)
+    _wait_ready(server, deadline)
+    return server
+
+
+def _wait_ready(server: Server, deadline: float) -> None:
+    with httpx.Client(timeout=2) as client:
+        while time.monotonic() < deadline:
+            try:
+                if client.get(f"{server.base_url}/readyz").status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+    server.stop()
+    raise RuntimeError(f"aitp serve never became ready:\n{server.log()}")
+
+
+ServerFactory = Callable[..., Server]
+
+
+@pytest.fixture(scope="session")
+def server_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerFactory]:
+    servers: list[Server] = []
+
+    def factory(config: dict[str, Any], database_url: str | None = None, **kw: Any) -> Server:
+        tmp = tmp_path_factory.mktemp("aitp")
+        url = database_url or f"sqlite+aiosqlite:///{tmp / 'data' / 'aitp.db'}"
+        server = start_server(tmp, config, url, **kw)
+        servers.append(server)
+        return server
+
+    yield factory
+    for server in servers:
+        server.stop()
+
+
+def gateway_config(fake: FakeUpstream, **overrides: Any) -> dict[str, Any]:
+    config: dict[str, Any] = {
+        "models": fake_models(fake),
+        "routing": {"long_prompt_tokens": 60},
+        "retries": {"num_retries": 1, "retry_after_s": 0, "timeout_s": 1.5},
+        "usage": {"flush_interval_s": 0.05},
+    }
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(config.get(key), dict):
+            config[key] = {**config[key], **value}
+        else:
+            config[key] = value
+    return config
+
+
+@pytest.fixture(scope="session", params=["sqlite", "postgres"])
+async def gateway(
+    request: pytest.FixtureRequest, fake: FakeUpstream, server_factory: ServerFactory, pg_databases: PostgresDatabases
+) -> Server:
+    """The main gateway server, once on SQLite and once on PostgreSQL."""
+    url = await pg_databases.create() if request.param == "postgres" else None
+    return await asyncio.to_thread(server_factory, gateway_config(fake), url)
