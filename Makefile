@@ -18,7 +18,7 @@ $(VENV)/.installed: pyproject.toml uv.lock | $(UV)
 install: $(VENV)/.installed
 
 run: install
-	$(VENV)/bin/aitp serve
+	$(VENV)/bin/aitp serve --dev
 
 test: install
 	$(PY) -m pytest $(PYTEST_ARGS)

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import secrets
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -29,12 +30,23 @@ from core.http import (
     handle_http_exception,
     handle_unexpected,
 )
+from core.identity.audit import AuditLog
+from core.identity.keys import KeyStore
+from core.identity.projects import ProjectStore
+from core.identity.routes import Identity, identity_routes
+from core.redis import create_redis
 from core.settings import Settings
+from gateway.budgets.alerts import AlertSink
+from gateway.budgets.enforcer import BudgetEnforcer
+from gateway.budgets.routes import budget_routes
+from gateway.budgets.store import BudgetStore
 from gateway.catalog import build_catalog
 from gateway.chat import ChatService, EngineRef
 from gateway.embeddings import EmbeddingService
 from gateway.engine import load_engine
+from gateway.ledger import create_ledger
 from gateway.metrics import GatewayMetrics
+from gateway.pricing import Price
 from gateway.routes import Gateway
 from gateway.routes import routes as gateway_routes
 from gateway.routing import RoutingPolicy
@@ -51,20 +63,50 @@ class State:
     db_ready: bool = False
 
 
+def resolve_admin_key(settings: Settings) -> str:
+    """The admin key; in --dev mode without AITP_ADMIN_KEY one is generated once and kept in data_dir."""
+    if settings.admin_key is not None:
+        return settings.admin_key.get_secret_value()
+    path = settings.data_dir / "dev-admin-key"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("sk-aitp-dev-" + secrets.token_urlsafe(32) + "\n")
+        path.chmod(0o600)
+    log.warning("--dev mode: the admin key is in %s (set AITP_ADMIN_KEY to choose one)", path)
+    return path.read_text().strip()
+
+
 def create_app(settings: Settings) -> Starlette:
     registry = CollectorRegistry()
     metrics = GatewayMetrics(registry)
     catalog = build_catalog(settings, os.environ)
     db = create_engine(settings.effective_database_url)
+    # Generous waits: under overload a request should queue for a connection, not fail.
+    redis_client = (
+        create_redis(settings.redis_url, settings.redis_max_connections, socket_timeout_s=5.0, pool_timeout_s=10.0)
+        if settings.redis_url
+        else None
+    )
+    ledger = create_ledger(
+        database=db, redis_client=redis_client, prefix=settings.redis_prefix, tz=settings.budgets.timezone
+    )
     recorder = UsageRecorder(db, settings.usage)
     engine_ref = EngineRef()
     state = State(settings=settings, registry=registry, engine_ref=engine_ref)
+    identity = Identity(keys=KeyStore(db, resolve_admin_key(settings)), projects=ProjectStore(db), audit=AuditLog(db))
+    budget_store = BudgetStore(db, settings.budgets.timezone)
+    alerts = AlertSink(db, registry, settings.budgets.alert_webhook_url, settings.budgets.webhook_attempts)
+    enforcer = BudgetEnforcer(budget_store, ledger, alerts, settings.budgets, registry)
     gateway = Gateway(
         catalog=catalog,
-        chat=ChatService(engine_ref, RoutingPolicy(settings.routing, catalog), recorder, metrics),
-        embeddings=EmbeddingService(engine_ref, catalog, recorder),
+        chat=ChatService(engine_ref, RoutingPolicy(settings.routing, catalog), recorder, metrics, enforcer),
+        embeddings=EmbeddingService(engine_ref, catalog, recorder, enforcer),
+        authenticate=identity.principal,
         created=int(time.time()),
     )
+
+    def plus_price() -> Price:
+        return engine_ref.current().tier_price("plus")
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -72,6 +114,7 @@ def create_app(settings: Settings) -> Starlette:
         loading = asyncio.get_running_loop().run_in_executor(None, load_engine, catalog, settings.retries)
         loading.add_done_callback(engine_ref.resolve)
         await migrate(db)
+        await identity.projects.ensure_default()
         state.db_ready = True
         await recorder.start()
         if catalog.disabled:
@@ -80,6 +123,10 @@ def create_app(settings: Settings) -> Starlette:
             yield
         finally:
             await recorder.stop()
+            await alerts.drain()
+            await ledger.close()
+            if redis_client is not None:
+                await redis_client.aclose()
             await db.dispose()
 
     async def healthz(request: Request) -> Response:
@@ -93,6 +140,12 @@ def create_app(settings: Settings) -> Starlette:
             checks["database"] = "ok"
         except Exception as exc:
             checks["database"] = f"error: {type(exc).__name__}"
+        if redis_client is not None:
+            try:
+                await redis_client.ping()
+                checks["redis"] = "ok"
+            except Exception as exc:
+                checks["redis"] = f"error: {type(exc).__name__}"
         checks["llm_engine"] = "ok" if engine_ref.ready else "loading"
         ok = all(v == "ok" for v in checks.values())
         return JSONResponse({"status": "ok" if ok else "not_ready", "checks": checks}, status_code=200 if ok else 503)
@@ -106,6 +159,8 @@ def create_app(settings: Settings) -> Starlette:
             Route("/readyz", readyz, methods=["GET"]),
             Route("/metrics", metrics_endpoint, methods=["GET"]),
             *gateway_routes(gateway),
+            *identity_routes(identity),
+            *budget_routes(identity, budget_store, enforcer, alerts),
         ],
         middleware=[Middleware(RequestContextMiddleware, max_body_bytes=settings.server.max_body_bytes)],
         exception_handlers={

@@ -13,6 +13,8 @@ import orjson
 
 from core.settings import Settings, SettingsError, config_path, load_settings
 
+from .admin_cli import add_admin_commands
+
 
 def _version() -> str:
     try:
@@ -117,6 +119,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     ver = sub.add_parser("version", help="print the version")
     ver.set_defaults(func=cmd_version)
+
+    add_admin_commands(sub)
 
     config = sub.add_parser("config", help="settings")
     config_sub = config.add_subparsers(dest="config_command", required=True)

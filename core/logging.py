@@ -20,7 +20,7 @@ class JSONFormatter(logging.Formatter):
             "msg": record.getMessage(),
         }
         for key, value in record.__dict__.items():
-            if key not in _STANDARD and not key.startswith("_"):
+            if key not in _STANDARD and not key.startswith(("_", "litellm")):
                 data[key] = value
         if record.exc_info:
             data["exc"] = self.formatException(record.exc_info)

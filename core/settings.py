@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -104,10 +104,57 @@ class UsageSettings(_Strict):
     batch_size: int = Field(default=200, ge=1)
 
 
+class BudgetSettings(_Strict):
+    timezone: str = Field(default="UTC", description="budget periods reset at midnight / the 1st in this zone")
+    max_tokens_ceiling: int = Field(
+        default=4096, ge=1, description="worst case reserved for a request without max_tokens (and the cap sent)"
+    )
+    min_completion_tokens: int = Field(
+        default=64, ge=1, description="near a budget's end, shrink max_tokens to what remains, but not below this"
+    )
+    prompt_token_margin: float = Field(
+        default=0.2, ge=0, le=5, description="reserve this much more than the locally counted prompt tokens"
+    )
+    fail_open: bool = Field(default=False, description="serve requests unbudgeted when the ledger is unreachable")
+    reservation_ttl_s: float = Field(default=900, gt=0)
+    alert_webhook_url: str | None = Field(default=None, description="POST target for budget alerts")
+    webhook_attempts: int = Field(default=4, ge=1, le=10)
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone '{value}'; use an IANA name such as UTC or Asia/Shanghai") from None
+        return value
+
+
+_WEAK_WORDS = ("changeme", "password", "secret", "admin123", "example", "xxxx", "1234")
+
+
+def admin_key_problem(key: str) -> str | None:
+    """Why an admin key is too weak, or None."""
+    if len(key) < 32:
+        return f"it has {len(key)} characters; use at least 32"
+    if len(set(key)) < 12:
+        return "it repeats too few distinct characters"
+    lowered = key.lower()
+    for word in _WEAK_WORDS:
+        if word in lowered:
+            return f"it contains the guessable '{word}'"
+    return None
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="AITP_", env_nested_delimiter="__", extra="forbid")
 
     dev: bool = False
+    admin_key: SecretStr | None = Field(default=None, description="the server admin key (AITP_ADMIN_KEY)")
+    redis_max_connections: int = Field(default=20, ge=2, le=1000, description="per-process Redis pool cap")
+    redis_prefix: str = Field(default="aitp", min_length=1, max_length=64, pattern=r"^[A-Za-z0-9:_.-]+$")
     data_dir: Path = Path("./data")
     database_url: str = ""
     redis_url: str | None = None
@@ -118,6 +165,7 @@ class Settings(BaseSettings):
     routing: RoutingSettings = Field(default_factory=RoutingSettings)
     retries: RetrySettings = Field(default_factory=RetrySettings)
     usage: UsageSettings = Field(default_factory=UsageSettings)
+    budgets: BudgetSettings = Field(default_factory=BudgetSettings)
 
     @field_validator("database_url")
     @classmethod
@@ -125,6 +173,20 @@ class Settings(BaseSettings):
         if value and not value.startswith(("sqlite", "postgresql")):
             raise ValueError("must be a sqlite+aiosqlite:/// or postgresql+asyncpg:// URL")
         return value
+
+    @model_validator(mode="after")
+    def _check_admin_key(self) -> Settings:
+        if self.admin_key is None:
+            if not self.dev:
+                raise ValueError(
+                    "admin_key: AITP_ADMIN_KEY is required outside --dev mode; generate one with "
+                    "python -c 'import secrets; print(secrets.token_urlsafe(32))'"
+                )
+            return self
+        problem = admin_key_problem(self.admin_key.get_secret_value())
+        if problem:
+            raise ValueError(f"admin_key: AITP_ADMIN_KEY is too weak ({problem}); generate a random one")
+        return self
 
     @model_validator(mode="after")
     def _check_models(self) -> Settings:
@@ -173,8 +235,13 @@ def config_path(environ: dict[str, str]) -> Path | None:
 def _describe(error: ValidationError, source: str) -> str:
     lines = [f"invalid settings ({source}):"]
     for item in error.errors():
-        field = ".".join(str(p) for p in item["loc"]) or "(top level)"
-        lines.append(f"  - {field}: {item['msg']} (got {item.get('input')!r:.80})")
+        field = ".".join(str(p) for p in item["loc"])
+        message = str(item["msg"]).removeprefix("Value error, ")
+        if not field or "key" in field:
+            # Model-level rules name their field in the message; never echo what might be a secret.
+            lines.append(f"  - {message if field == '' else f'{field}: {message}'}")
+        else:
+            lines.append(f"  - {field}: {message} (got {item.get('input')!r:.80})")
     lines.append("fix the named field in aitp.yaml or its AITP_* environment variable")
     return "\n".join(lines)
 

@@ -10,16 +10,19 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import anyio
 import jsonschema
 import orjson
 from starlette.responses import Response, StreamingResponse
 
-from core.errors import APIError, ServiceUnavailable
+from core.errors import ServiceUnavailable
+from core.identity.principal import Principal
 
+from .budgets.enforcer import Admission, BudgetEnforcer, Plan
 from .engine import Engine, Served
 from .metrics import GatewayMetrics
 from .routing import RouteDecision, RoutingPolicy
@@ -35,12 +38,19 @@ _CONSUMED = frozenset({"model", "metadata", "stream", "stream_options"})
 
 @dataclass(slots=True)
 class CallContext:
-    """Who is calling; later layers add project, key and budget scopes."""
+    """Who is calling and when the call started."""
 
     request_id: str
     started: float
-    project_id: str | None = None
-    key_id: str | None = None
+    principal: Principal
+
+    @property
+    def project_id(self) -> str:
+        return self.principal.project_id
+
+    @property
+    def key_id(self) -> str:
+        return self.principal.key_id
 
 
 class EngineRef:
@@ -65,6 +75,12 @@ class EngineRef:
     @property
     def ready(self) -> bool:
         return self._engine is not None
+
+    def current(self) -> Engine:
+        """The engine if loaded, without waiting (503 while litellm is still loading)."""
+        if self._engine is None:
+            raise ServiceUnavailable("the LLM engine is still loading; retry in a few seconds", code="loading")
+        return self._engine
 
     async def get(self) -> Engine:
         if self._engine is None:
@@ -109,37 +125,70 @@ class ChatService:
         policy: RoutingPolicy,
         recorder: UsageRecorder,
         metrics: GatewayMetrics,
-        downgrade: Callable[[CallContext, ChatRequest], Awaitable[str | None]] | None = None,
+        budgets: BudgetEnforcer,
     ) -> None:
         self._engine = engine
         self._policy = policy
         self._recorder = recorder
         self._metrics = metrics
-        self._downgrade = downgrade  # budget pressure hook (budgets issue)
+        self._budgets = budgets
 
     async def handle(self, body: Any, ctx: CallContext) -> Response:
         request: ChatRequest = parse(ChatRequest, body)
+        ctx.principal.require_spend()
+        ctx.principal.require_model(request.model)
         engine = await self._engine.get()
-        downgrade = await self._downgrade(ctx, request) if self._downgrade else None
+        plan = await self._budgets.plan(ctx.principal, request.user)
         messages = body["messages"]
-        decision = self._policy.decide(request, lambda: engine.count_tokens(messages), downgrade=downgrade)
+        counted: list[int] = []
+
+        def count() -> int:
+            if not counted:
+                counted.append(engine.count_tokens(messages))
+            return counted[0]
+
+        decision = self._policy.decide(request, count, downgrade=plan.downgrade)
         self._metrics.route_decisions.labels(decision.tier or "none", decision.reason).inc()
         payload = {k: v for k, v in body.items() if k not in _CONSUMED}
+        call = _Call(request, payload, decision, ctx, plan, count)
         if request.stream:
-            return await self._stream(engine, request, payload, decision, ctx)
-        return await self._complete(engine, request, payload, decision, ctx)
+            return await self._stream(engine, call)
+        return await self._complete(engine, call)
 
-    def _usage(self, request: ChatRequest, ctx: CallContext, decision: RouteDecision) -> Usage:
+    async def _admit(self, engine: Engine, call: _Call, group: str) -> Admission:
+        """Reserve the worst case for one upstream call and cap max_tokens to what was reserved."""
+        requested = call.request.max_completion_tokens or call.request.max_tokens
+        allowance = self._budgets.completion_allowance(requested)
+        price = engine.worst_price(group)
+        admission = await self._budgets.admit(
+            call.plan,
+            call.ctx.principal,
+            self._budgets.prompt_estimate(call.count()) if _budgeted(call) else 0,
+            allowance,
+            price.input_per_token,
+            price.output_per_token,
+        )
+        if (
+            admission.reservation is not None
+            and admission.max_tokens is not None
+            and (requested is None or admission.max_tokens < requested)
+        ):
+            field = "max_completion_tokens" if call.request.max_completion_tokens else "max_tokens"
+            call.payload[field] = admission.max_tokens
+            call.capped = admission.max_tokens
+        return admission
+
+    def _usage(self, call: _Call) -> Usage:
         return Usage(
-            request_id=ctx.request_id,
+            request_id=call.ctx.request_id,
             endpoint="chat",
-            model_requested=request.model,
-            stream=request.stream,
-            project_id=ctx.project_id,
-            key_id=ctx.key_id,
-            user=request.user,
-            tier=decision.tier,
-            route_reason=decision.reason,
+            model_requested=call.request.model,
+            stream=call.request.stream,
+            project_id=call.ctx.project_id,
+            key_id=call.ctx.key_id,
+            user=call.request.user,
+            tier=call.decision.tier,
+            route_reason=call.decision.reason,
         )
 
     def _account(self, usage: Usage, engine: Engine, served: Served, response: Any) -> None:
@@ -162,76 +211,104 @@ class ChatService:
             self._metrics.tokens.labels("completion", tier).inc(usage.completion_tokens)
             self._metrics.spend.labels(tier).inc(usage.cost_usd)
 
-    def _fail(self, usage: Usage, ctx: CallContext, error: APIError) -> APIError:
-        usage.status = "error"
-        usage.http_status = error.status
-        usage.error_type = error.code
-        self._finish(usage, ctx)
-        return error
+    async def _settle(self, admission: Admission, usage: Usage) -> None:
+        if usage.prompt_tokens or usage.completion_tokens:
+            await self._budgets.settle(admission, usage.prompt_tokens, usage.completion_tokens, usage.cost_usd)
+        else:
+            await self._budgets.release(admission)
 
-    async def _call(
-        self, engine: Engine, group: str, payload: dict[str, Any], usage: Usage, ctx: CallContext
-    ) -> tuple[Any, Served]:
+    async def _call(self, engine: Engine, group: str, call: _Call, usage: Usage) -> tuple[Any, Served, Admission]:
+        admission = await self._admit(engine, call, group)
         try:
-            return await engine.complete(group, payload)
+            response, served = await engine.complete(group, call.payload)
         except asyncio.CancelledError:
             usage.status = "client_disconnected"
             usage.http_status = 499
-            self._finish(usage, ctx)
+            self._finish(usage, call.ctx)
+            with anyio.CancelScope(shield=True):
+                await self._budgets.release(admission)
             raise
         except Exception as exc:
-            raise self._fail(usage, ctx, engine.map_error(exc)) from None
+            error = engine.map_error(exc)
+            usage.status = "error"
+            usage.http_status = error.status
+            usage.error_type = error.code
+            self._finish(usage, call.ctx)
+            await self._budgets.release(admission)
+            raise error from None
+        return response, served, admission
 
-    async def _complete(
-        self, engine: Engine, request: ChatRequest, payload: dict[str, Any], decision: RouteDecision, ctx: CallContext
-    ) -> Response:
-        usage = self._usage(request, ctx, decision)
-        response, served = await self._call(engine, decision.group, payload, usage, ctx)
+    async def _complete(self, engine: Engine, call: _Call) -> Response:
+        usage = self._usage(call)
+        response, served, admission = await self._call(engine, call.decision.group, call, usage)
         self._account(usage, engine, served, response)
-        reason = _reason(decision, served)
-        schema = request.json_schema
-        if decision.cascade and schema is not None:
+        await self._settle(admission, usage)
+        reason = _reason(call.decision, served)
+        schema = call.request.json_schema
+        if call.decision.cascade and schema is not None:
             failure = _schema_failure(response, schema)
             if failure is not None:
                 # The turbo answer is paid for; record it, then re-ask plus once.
                 usage.status = "schema_failed"
                 usage.route_reason = reason
-                self._finish(usage, ctx)
-                log.info("cascade to plus", extra={"request_id": ctx.request_id, "why": failure})
-                usage = self._usage(request, ctx, decision)
-                reason = f"{decision.reason}+cascade"
+                self._finish(usage, call.ctx)
+                log.info("cascade to plus", extra={"request_id": call.ctx.request_id, "why": failure})
+                usage = self._usage(call)
+                reason = f"{call.decision.reason}+cascade"
                 usage.route_reason = reason
-                response, served = await self._call(engine, "plus", payload, usage, ctx)
+                response, served, admission = await self._call(engine, "plus", call, usage)
                 self._account(usage, engine, served, response)
+                await self._settle(admission, usage)
         usage.route_reason = reason
-        self._finish(usage, ctx)
-        headers = _headers(served, usage, reason)
+        self._finish(usage, call.ctx)
+        headers = _headers(served, usage, reason, call)
         return Response(response.model_dump_json(exclude_none=True), media_type="application/json", headers=headers)
 
-    async def _stream(
-        self, engine: Engine, request: ChatRequest, payload: dict[str, Any], decision: RouteDecision, ctx: CallContext
-    ) -> Response:
-        usage = self._usage(request, ctx, decision)
-        client_options = request.stream_options.model_dump(exclude_none=True) if request.stream_options else {}
-        payload["stream"] = True
-        payload["stream_options"] = {**client_options, "include_usage": True}
-        stream, served = await self._call(engine, decision.group, payload, usage, ctx)
-        reason = _reason(decision, served)
+    async def _stream(self, engine: Engine, call: _Call) -> Response:
+        usage = self._usage(call)
+        options = call.request.stream_options.model_dump(exclude_none=True) if call.request.stream_options else {}
+        call.payload["stream"] = True
+        call.payload["stream_options"] = {**options, "include_usage": True}
+        stream, served, admission = await self._call(engine, call.decision.group, call, usage)
+        reason = _reason(call.decision, served)
         usage.route_reason = reason
         usage.model_used = served.entry.label
         usage.deployment = served.entry.name
         usage.tier = served.entry.tier or usage.tier
+
+        async def done() -> None:
+            self._finish(usage, call.ctx)
+            await self._settle(admission, usage)
+
         relay = StreamRelay(
             stream=stream,
             engine=engine,
             served=served,
             usage=usage,
-            messages=payload["messages"],
-            client_wants_usage=bool(client_options.get("include_usage")),
-            on_done=lambda: self._finish(usage, ctx),
+            messages=call.payload["messages"],
+            client_wants_usage=bool(options.get("include_usage")),
+            on_done=done,
         )
-        headers = _headers(served, usage, reason, streaming=True)
+        headers = _headers(served, usage, reason, call, streaming=True)
         return StreamingResponse(relay, media_type="text/event-stream", headers=headers)
+
+
+@dataclass(slots=True)
+class _Call:
+    """One client request on its way through the service."""
+
+    request: ChatRequest
+    payload: dict[str, Any]
+    decision: RouteDecision
+    ctx: CallContext
+    plan: Plan
+    count: Callable[[], int]
+    capped: int | None = None
+
+
+def _budgeted(call: _Call) -> bool:
+    principal = call.ctx.principal
+    return bool(call.plan.budgets) or principal.tpm is not None or principal.rpm is not None
 
 
 def _reason(decision: RouteDecision, served: Served) -> str:
@@ -240,8 +317,8 @@ def _reason(decision: RouteDecision, served: Served) -> str:
     return decision.reason
 
 
-def _headers(served: Served, usage: Usage, reason: str, streaming: bool = False) -> dict[str, str]:
-    return {
+def _headers(served: Served, usage: Usage, reason: str, call: _Call, streaming: bool = False) -> dict[str, str]:
+    headers = {
         "x-aitp-model": served.entry.label,
         "x-aitp-tier": usage.tier or "none",
         "x-aitp-route-reason": reason,
@@ -249,3 +326,7 @@ def _headers(served: Served, usage: Usage, reason: str, streaming: bool = False)
         "x-aitp-cost-usd": "pending" if streaming else f"{usage.cost_usd:.8f}",
         "cache-control": "no-cache",
     }
+    if call.capped is not None:
+        # Budgets reserve the worst case; the completion was capped to what was reserved.
+        headers["x-aitp-max-tokens"] = str(call.capped)
+    return headers

@@ -10,6 +10,7 @@ from starlette.responses import Response
 from core.errors import InvalidRequest, ModelNotFound
 from core.settings import TIERS
 
+from .budgets.enforcer import BudgetEnforcer
 from .catalog import Catalog
 from .chat import CallContext, EngineRef
 from .schemas import EmbeddingRequest, parse
@@ -17,15 +18,25 @@ from .usage import Usage, UsageRecorder
 
 
 class EmbeddingService:
-    def __init__(self, engine: EngineRef, catalog: Catalog, recorder: UsageRecorder) -> None:
+    def __init__(self, engine: EngineRef, catalog: Catalog, recorder: UsageRecorder, budgets: BudgetEnforcer) -> None:
         self._engine = engine
         self._catalog = catalog
         self._recorder = recorder
+        self._budgets = budgets
 
     async def handle(self, body: Any, ctx: CallContext) -> Response:
         request: EmbeddingRequest = parse(EmbeddingRequest, body)
+        ctx.principal.require_spend()
+        ctx.principal.require_model(request.model)
         self._check_model(request.model)
         engine = await self._engine.get()
+        plan = await self._budgets.plan(ctx.principal, request.user)
+        texts = request.input if isinstance(request.input, list) else [request.input]
+        estimate = sum(len(str(t).encode()) for t in texts)  # bytes bound tokens from above
+        price = engine.worst_price(request.model)
+        admission = await self._budgets.admit(
+            plan, ctx.principal, estimate, 0, price.input_per_token, price.output_per_token
+        )
         usage = Usage(
             request_id=ctx.request_id,
             endpoint="embeddings",
@@ -43,6 +54,7 @@ class EmbeddingService:
             usage.status, usage.http_status, usage.error_type = "error", error.status, error.code
             usage.latency_ms = (time.perf_counter() - ctx.started) * 1000
             self._recorder.record(usage)
+            await self._budgets.release(admission)
             raise error from None
         tokens = int(getattr(getattr(response, "usage", None), "prompt_tokens", 0) or 0)
         usage.model_used = served.entry.label
@@ -51,6 +63,7 @@ class EmbeddingService:
         usage.cost_usd = engine.price(served.entry).cost(tokens, 0)
         usage.latency_ms = (time.perf_counter() - ctx.started) * 1000
         self._recorder.record(usage)
+        await self._budgets.settle(admission, tokens, 0, usage.cost_usd)
         headers = {
             "x-aitp-model": served.entry.label,
             "x-aitp-tier": "none",

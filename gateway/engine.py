@@ -32,10 +32,13 @@ class Served:
 
 
 class Engine:
-    def __init__(self, litellm: Any, router: Any, catalog: Catalog) -> None:
+    def __init__(
+        self, litellm: Any, router: Any, catalog: Catalog, fallbacks: Mapping[str, list[str]] | None = None
+    ) -> None:
         self._litellm = litellm
         self._router = router
         self._catalog = catalog
+        self._fallbacks = dict(fallbacks or {})
         self._prices: dict[str, Price] = {}
         for entry in catalog.entries.values():
             override = None
@@ -49,6 +52,17 @@ class Engine:
 
     def price(self, entry: Entry) -> Price:
         return self._prices[entry.name]
+
+    def worst_price(self, group: str) -> Price:
+        """The dearest deployment that may answer a call to ``group``, fallbacks included (for reservations)."""
+        groups = [group, *self._fallbacks.get(group, [])]
+        names = [n for g in groups for n in (self._catalog.tiers.get(g) or ([g] if g in self._catalog.entries else []))]
+        prices = [self._prices[n] for n in names] or [Price(0.0, 0.0)]
+        return Price(max(p.input_per_token for p in prices), max(p.output_per_token for p in prices))
+
+    def tier_price(self, tier: str) -> Price:
+        names = self._catalog.tiers.get(tier) or []
+        return self._prices[names[0]] if names else Price(0.0, 0.0)
 
     def count_tokens(self, messages: list[dict[str, Any]]) -> int:
         return int(self._litellm.token_counter(messages=messages))
@@ -130,4 +144,4 @@ def load_engine(catalog: Catalog, retries: RetrySettings) -> Engine:
         routing_strategy="simple-shuffle",
     )
     log.info("llm engine ready", extra={"deployments": sorted(catalog.entries)})
-    return Engine(litellm, router, catalog)
+    return Engine(litellm, router, catalog, retries.fallbacks)

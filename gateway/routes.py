@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -11,6 +12,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from core.http import JSONResponse, read_json, request_id
+from core.identity.principal import Principal
 from core.settings import TIERS
 
 from .catalog import Catalog
@@ -23,11 +25,14 @@ class Gateway:
     catalog: Catalog
     chat: ChatService
     embeddings: EmbeddingService
+    authenticate: Callable[[Request], Awaitable[Principal]]
     created: int
 
 
-def _context(request: Request) -> CallContext:
-    return CallContext(request_id=request_id(request), started=time.perf_counter())
+async def _context(gateway: Gateway, request: Request) -> CallContext:
+    started = time.perf_counter()
+    principal = await gateway.authenticate(request)
+    return CallContext(request_id=request_id(request), started=started, principal=principal)
 
 
 def _model_cards(gateway: Gateway) -> list[dict[str, Any]]:
@@ -57,15 +62,19 @@ def _model_cards(gateway: Gateway) -> list[dict[str, Any]]:
 
 def routes(gateway: Gateway) -> list[Route]:
     async def chat_completions(request: Request) -> Response:
-        body = await read_json(request)
-        return await gateway.chat.handle(body, _context(request))
+        ctx = await _context(gateway, request)
+        return await gateway.chat.handle(await read_json(request), ctx)
 
     async def embeddings(request: Request) -> Response:
-        body = await read_json(request)
-        return await gateway.embeddings.handle(body, _context(request))
+        ctx = await _context(gateway, request)
+        return await gateway.embeddings.handle(await read_json(request), ctx)
 
     async def models(request: Request) -> Response:
-        return JSONResponse({"object": "list", "data": _model_cards(gateway)})
+        principal = await gateway.authenticate(request)
+        cards = _model_cards(gateway)
+        if principal.allowed_models is not None:
+            cards = [c for c in cards if c["id"] in principal.allowed_models]
+        return JSONResponse({"object": "list", "data": cards})
 
     return [
         Route("/v1/chat/completions", chat_completions, methods=["POST"]),

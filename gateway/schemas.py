@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from core.errors import InvalidRequest
+from core.validation import parse
 
 Role = Literal["system", "developer", "user", "assistant", "tool", "function"]
 
@@ -91,30 +91,4 @@ class EmbeddingRequest(BaseModel):
         return value
 
 
-def _field_name(loc: tuple[int | str, ...]) -> str:
-    out = ""
-    for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out
-
-
-def invalid_from(error: ValidationError) -> InvalidRequest:
-    """Turn a pydantic error into a 400 naming every bad field (the first is ``param``)."""
-    problems = []
-    for item in error.errors():
-        loc = tuple(p for p in item["loc"] if not (isinstance(p, str) and p in {"str", "list[dict[str,any]]"}))
-        problems.append((_field_name(loc) or "(body)", item["msg"], item["type"]))
-    first = problems[0][0]
-    detail = "; ".join(
-        f"'{name}' is required" if kind == "missing" else f"'{name}': {msg}" for name, msg, kind in problems
-    )
-    return InvalidRequest(f"invalid request body: {detail}", param=first)
-
-
-def parse(model: type[BaseModel], data: Any) -> Any:
-    if not isinstance(data, dict):
-        raise InvalidRequest("request body must be a JSON object", param=None)
-    try:
-        return model.model_validate(data)
-    except ValidationError as exc:
-        raise invalid_from(exc) from None
+__all__ = ["ChatRequest", "EmbeddingRequest", "Message", "ResponseFormat", "StreamOptions", "parse"]

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
+import anyio
 import orjson
 
 from .engine import Engine, Served
@@ -36,7 +37,7 @@ class StreamRelay:
         usage: Usage,
         messages: list[dict[str, Any]],
         client_wants_usage: bool,
-        on_done: Callable[[], None],
+        on_done: Callable[[], Awaitable[None]],
     ) -> None:
         self._stream = stream
         self._engine = engine
@@ -72,9 +73,12 @@ class StreamRelay:
             yield _event(orjson.dumps(error.body()))
             yield DONE
         finally:
-            await self._stream.aclose()
-            self._settle()
-            self._on_done()
+            # Shielded: after a disconnect the task is cancelled, but the upstream must be
+            # closed and the tokens generated so far charged.
+            with anyio.CancelScope(shield=True):
+                await self._stream.aclose()
+                self._settle()
+                await self._on_done()
 
     def _observe(self, chunk: Any) -> bytes | None:
         for choice in chunk.choices or ():

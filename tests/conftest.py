@@ -94,7 +94,26 @@ class Server:
     database_url: str
     log_path: Path
     data_dir: Path
+    admin_key: str
     env: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def admin_headers(self) -> dict[str, str]:
+        return {"authorization": f"Bearer {self.admin_key}"}
+
+    def api(self, method: str, path: str, key: str | None = None, **kw: Any) -> httpx.Response:
+        """Call the REST API (``/api/...``) with the admin key unless another is given."""
+        headers = {"authorization": f"Bearer {key or self.admin_key}", **kw.pop("headers", {})}
+        return httpx.request(method, f"{self.base_url}{path}", headers=headers, timeout=30, **kw)
+
+    def new_key(self, project: str = "default", role: str = "member", **spec: Any) -> str:
+        """A fresh virtual key (creating the project when needed)."""
+        if project != "default":
+            created = self.api("POST", "/api/projects", json={"name": project})
+            assert created.status_code in (201, 409), created.text
+        response = self.api("POST", "/api/keys", json={"project": project, "name": f"{role}-key", "role": role, **spec})
+        assert response.status_code == 201, response.text
+        return str(response.json()["key"])
 
     @property
     def base_url(self) -> str:
@@ -171,8 +190,10 @@ def start_server(
     config_path = tmp / "aitp.yaml"
     config_path.write_text(yaml.safe_dump(config, allow_unicode=True))
     env = {k: v for k, v in os.environ.items() if not k.startswith("AITP_") and k not in {"DASHSCOPE_API_KEY"}}
+    admin_key = "sk-aitp-test-admin-" + secrets.token_urlsafe(24)
     env.update(
         {
+            "AITP_ADMIN_KEY": admin_key,
             "AITP_CONFIG": str(config_path),
             "AITP_DATA_DIR": str(tmp / "data"),
             "AITP_DATABASE_URL": database_url,
@@ -204,7 +225,7 @@ def start_server(
             port = int(match.group(1))
         else:
             time.sleep(0.05)
-    server = Server(process, port, database_url, log_path, tmp / "data", env)
+    server = Server(process, port, database_url, log_path, tmp / "data", env["AITP_ADMIN_KEY"], env)
     _wait_ready(server, deadline)
     return server
 
@@ -213,9 +234,11 @@ def _wait_ready(server: Server, deadline: float) -> None:
     with httpx.Client(timeout=2) as client:
         while time.monotonic() < deadline:
             try:
-                if client.get(f"{server.base_url}/readyz").status_code == 200:
+                checks = client.get(f"{server.base_url}/readyz").json()["checks"]
+                # Redis may be down on purpose; the server is up once the database and litellm are.
+                if checks["database"] == "ok" and checks["llm_engine"] == "ok":
                     return
-            except httpx.HTTPError:
+            except (httpx.HTTPError, ValueError, KeyError):
                 pass
             time.sleep(0.1)
     server.stop()

@@ -17,6 +17,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 def aitp(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
     base = {k: v for k, v in os.environ.items() if not k.startswith("AITP_") and k != "DASHSCOPE_API_KEY"}
+    base["AITP_ADMIN_KEY"] = "sk-aitp-cli-test-Zq8rT1vWm3Np7Ks2Lx9Bd4Hf6Gj0Yc5E"
     return subprocess.run(
         [sys.executable, "-m", "aitp.cli", *args],
         env={**base, **(env or {})},
@@ -90,7 +91,11 @@ def test_health_ready_and_metrics(gateway: Server) -> None:
     assert httpx.get(f"{gateway.base_url}/healthz").json() == {"status": "ok"}
     ready = httpx.get(f"{gateway.base_url}/readyz").json()
     assert ready["checks"] == {"database": "ok", "llm_engine": "ok"}
-    httpx.post(f"{gateway.v1}/chat/completions", json={"model": "auto", "messages": [{"role": "user", "content": "m"}]})
+    httpx.post(
+        f"{gateway.v1}/chat/completions",
+        json={"model": "auto", "messages": [{"role": "user", "content": "m"}]},
+        headers=gateway.admin_headers,
+    )
     metrics = httpx.get(f"{gateway.base_url}/metrics").text
     assert 'aitp_route_decisions_total{reason="short_prompt",tier="turbo"}' in metrics
     assert "aitp_requests_total" in metrics

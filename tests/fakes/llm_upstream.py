@@ -244,6 +244,11 @@ class FakeUpstream:
             content = f"fake {model}: {_last_user(body)[:200]}"
         prompt_tokens = reply.prompt_tokens if reply.prompt_tokens is not None else _words(_prompt_text(body))
         completion_tokens = reply.completion_tokens if reply.completion_tokens is not None else _words(content or "x")
+        cap = body.get("max_tokens") or body.get("max_completion_tokens")
+        finish_reason = reply.finish_reason
+        if isinstance(cap, int) and completion_tokens > cap:
+            # A real model stops at max_tokens.
+            completion_tokens, finish_reason = cap, "length"
         usage = {
             "prompt_tokens": prompt_tokens,
             "completion_tokens": completion_tokens,
@@ -272,7 +277,7 @@ class FakeUpstream:
                     {
                         "index": i,
                         "message": message,
-                        "finish_reason": "tool_calls" if reply.tool_calls else reply.finish_reason,
+                        "finish_reason": "tool_calls" if reply.tool_calls else finish_reason,
                     }
                     for i in range(n)
                 ],

@@ -14,12 +14,12 @@ from tests.fakes.llm_upstream import FakeUpstream, Reply
 USAGE_BY_ID = "SELECT * FROM usage_records WHERE request_id = :rid ORDER BY id"
 
 
-def client(server: Server) -> openai.OpenAI:
-    return openai.OpenAI(base_url=server.v1, api_key="unused", max_retries=0, timeout=20)
+def client(server: Server, key: str | None = None) -> openai.OpenAI:
+    return openai.OpenAI(base_url=server.v1, api_key=key or server.admin_key, max_retries=0, timeout=20)
 
 
-def aclient(server: Server) -> openai.AsyncOpenAI:
-    return openai.AsyncOpenAI(base_url=server.v1, api_key="unused", max_retries=0, timeout=20)
+def aclient(server: Server, key: str | None = None) -> openai.AsyncOpenAI:
+    return openai.AsyncOpenAI(base_url=server.v1, api_key=key or server.admin_key, max_retries=0, timeout=20)
 
 
 async def test_short_prompt_goes_to_turbo_with_headers_and_usage_row(gateway: Server, fake: FakeUpstream) -> None:

@@ -17,7 +17,7 @@ def post(server: Server, body: bytes | str, headers: dict[str, str] | None = Non
     return httpx.post(
         f"{server.v1}/chat/completions",
         content=data,
-        headers={"content-type": "application/json", **(headers or {})},
+        headers={"content-type": "application/json", **server.admin_headers, **(headers or {})},
         timeout=20,
     )
 
@@ -100,13 +100,16 @@ def test_chunked_body_over_limit_is_413(gateway: Server) -> None:
             yield b"y" * 4096
         yield b'"}]}'
 
-    response = httpx.post(f"{gateway.v1}/chat/completions", content=chunks(), timeout=20)
+    response = httpx.post(f"{gateway.v1}/chat/completions", content=chunks(), headers=gateway.admin_headers, timeout=20)
     assert_error(response, 413, "invalid_request_error", "request_too_large")
 
 
 def test_unknown_route_and_method(gateway: Server) -> None:
-    assert_error(httpx.get(f"{gateway.v1}/nope"), 404, "invalid_request_error", "not_found")
-    assert_error(httpx.get(f"{gateway.v1}/chat/completions"), 405, "invalid_request_error", "method_not_allowed")
+    h = gateway.admin_headers
+    assert_error(httpx.get(f"{gateway.v1}/nope", headers=h), 404, "invalid_request_error", "not_found")
+    assert_error(
+        httpx.get(f"{gateway.v1}/chat/completions", headers=h), 405, "invalid_request_error", "method_not_allowed"
+    )
 
 
 async def test_upstream_5xx_after_retries_is_502(gateway: Server, fake: FakeUpstream) -> None:
@@ -162,6 +165,7 @@ def test_upstream_error_mid_stream_ends_with_error_event(gateway: Server, fake: 
         "POST",
         f"{gateway.v1}/chat/completions",
         json={"model": "turbo", "stream": True, "messages": [{"role": "user", "content": "x"}]},
+        headers=gateway.admin_headers,
         timeout=20,
     ) as response:
         assert response.status_code == 200

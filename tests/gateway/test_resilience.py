@@ -79,6 +79,7 @@ async def test_disconnect_mid_stream_cancels_upstream_and_is_charged(gateway: Se
             "POST",
             f"{gateway.v1}/chat/completions",
             json={"model": "turbo", "stream": True, "messages": [{"role": "user", "content": "long"}]},
+            headers=gateway.admin_headers,
         ) as response,
     ):
         rid = response.headers["x-request-id"]

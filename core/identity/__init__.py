@@ -1,0 +1,1 @@
+"""Projects, virtual keys, roles and the audit log."""

@@ -1,0 +1,1 @@
+"""Budgets: scopes, limits, thresholds and actions, enforced through the ledger."""

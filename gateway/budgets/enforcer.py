@@ -1,0 +1,320 @@
+"""Budget and rate-limit enforcement around one upstream call.
+
+Before the call, :meth:`BudgetEnforcer.admit` reserves the worst case (counted
+prompt tokens plus a margin, plus ``max_tokens`` capped by a ceiling) in every
+budget and limit that applies, atomically, through the ledger. After the call
+:meth:`settle` charges what was used and returns the rest; :meth:`release`
+returns everything when the call failed. Only ``block`` budgets and RPM/TPM
+limits refuse; ``alert`` and ``downgrade`` budgets are tracked without a cap.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Awaitable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TypeVar
+
+from prometheus_client import CollectorRegistry, Counter, Gauge
+
+from core.errors import RateLimited, ServiceUnavailable
+from core.identity.principal import Principal
+from core.settings import BudgetSettings
+from gateway.ledger import Charge, CounterState, Ledger, LedgerRefused, LedgerUnavailable, Period, Reservation
+
+from .alerts import AlertSink
+from .store import BudgetStore
+from .tables import BudgetRow
+
+log = logging.getLogger("aitp.budgets")
+UNCAPPED = 1e18  # alert/downgrade budgets are tracked, never refused
+UNITS = ("tokens", "usd")
+T = TypeVar("T")
+
+
+class BudgetExceeded(RateLimited):
+    type = "budget_exceeded"
+    code = "budget_exceeded"
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat().replace("+00:00", "Z") if value else None
+
+
+def _limit(budget: BudgetRow, unit: str) -> float | None:
+    if unit == "tokens":
+        return float(budget.limit_tokens) if budget.limit_tokens else None
+    return budget.limit_usd
+
+
+def counter(budget: BudgetRow, unit: str) -> str:
+    return f"budget:{budget.id}:{unit}"
+
+
+@dataclass(slots=True)
+class Plan:
+    """The budgets that apply to a request, and whether one asks to downgrade it."""
+
+    budgets: list[BudgetRow]
+    downgrade: str | None = None
+
+
+@dataclass(slots=True)
+class Admission:
+    reservation: Reservation | None
+    budgets: list[BudgetRow]
+    key_id: str
+    has_tpm: bool
+    has_rpm: bool
+    max_tokens: int | None = None  # the completion allowance reserved (sent upstream as max_tokens)
+    shrunk: bool = False
+    states: dict[str, CounterState] = field(default_factory=dict)
+
+
+class BudgetEnforcer:
+    def __init__(
+        self,
+        store: BudgetStore,
+        ledger: Ledger,
+        alerts: AlertSink,
+        settings: BudgetSettings,
+        registry: CollectorRegistry,
+    ) -> None:
+        self._store = store
+        self._ledger = ledger
+        self._alerts = alerts
+        self._settings = settings
+        self.used_ratio = Gauge(
+            "aitp_budget_used_ratio", "Share of a budget used in its current window", ["scope"], registry=registry
+        )
+        self.rate_limited = Counter(
+            "aitp_rate_limited_total", "Requests refused by budgets or rate limits", ["reason"], registry=registry
+        )
+
+    @property
+    def ledger(self) -> Ledger:
+        return self._ledger
+
+    async def plan(self, principal: Principal, user: str | None) -> Plan:
+        budgets = await self._store.applicable(principal.project_id, principal.key_id, user)
+        plan = Plan(budgets=budgets)
+        downgrading = [b for b in budgets if b.action == "downgrade"]
+        if not downgrading:
+            return plan
+        wanted = [(counter(b, u), Period(b.period), _limit(b, u)) for b in downgrading for u in UNITS if _limit(b, u)]
+        states = await self._guard(self._ledger.snapshot(wanted)) or {}
+        for budget in downgrading:
+            for unit in UNITS:
+                limit = _limit(budget, unit)
+                state = states.get(counter(budget, unit))
+                if limit and state and (state.used + state.reserved) / limit >= budget.downgrade_at:
+                    plan.downgrade = "budget_downgrade"
+                    return plan
+        return plan
+
+    def completion_allowance(self, requested: int | None) -> int:
+        ceiling = self._settings.max_tokens_ceiling
+        return min(requested, ceiling) if requested else ceiling
+
+    def prompt_estimate(self, counted: int) -> int:
+        return math.ceil(counted * (1 + self._settings.prompt_token_margin)) + 8
+
+    async def admit(
+        self,
+        plan: Plan,
+        principal: Principal,
+        prompt_tokens: int,
+        completion_tokens: int,
+        usd_per_prompt_token: float,
+        usd_per_completion_token: float,
+    ) -> Admission:
+        """Reserve the worst case everywhere it applies, or raise 429 naming the scope."""
+        admission = Admission(
+            reservation=None,
+            budgets=plan.budgets,
+            key_id=principal.key_id,
+            has_tpm=principal.tpm is not None,
+            has_rpm=principal.rpm is not None,
+            max_tokens=completion_tokens,
+        )
+        if not plan.budgets and principal.rpm is None and principal.tpm is None:
+            return admission
+
+        def charges(completion: int) -> list[Charge]:
+            tokens = prompt_tokens + completion
+            usd = prompt_tokens * usd_per_prompt_token + completion * usd_per_completion_token
+            out: list[Charge] = []
+            for budget in plan.budgets:
+                period = Period(budget.period)
+                for unit, amount in (("tokens", float(tokens)), ("usd", usd)):
+                    limit = _limit(budget, unit)
+                    if limit:
+                        cap = limit if budget.action == "block" else UNCAPPED
+                        out.append(Charge(counter(budget, unit), cap, period, amount))
+            if principal.rpm is not None:
+                out.append(Charge(f"rl:key:{principal.key_id}:rpm", float(principal.rpm), Period.MINUTE, 1.0))
+            if principal.tpm is not None:
+                out.append(Charge(f"rl:key:{principal.key_id}:tpm", float(principal.tpm), Period.MINUTE, float(tokens)))
+            return out
+
+        try:
+            admission.reservation = await self._guard(
+                self._ledger.reserve(charges(completion_tokens), ttl_s=self._settings.reservation_ttl_s)
+            )
+            return admission
+        except LedgerRefused as refused:
+            shrunk = self._shrink(
+                refused, prompt_tokens, completion_tokens, usd_per_prompt_token, usd_per_completion_token
+            )
+            if shrunk is None:
+                raise self._refusal(refused, plan) from None
+        # Near a budget's end: reserve what remains and cap max_tokens to it instead of refusing outright.
+        try:
+            admission.reservation = await self._guard(
+                self._ledger.reserve(charges(shrunk), ttl_s=self._settings.reservation_ttl_s)
+            )
+        except LedgerRefused as refused:
+            raise self._refusal(refused, plan) from None
+        admission.max_tokens = shrunk
+        admission.shrunk = True
+        return admission
+
+    def _shrink(
+        self, refused: LedgerRefused, prompt: int, completion: int, usd_prompt: float, usd_completion: float
+    ) -> int | None:
+        if refused.counter.endswith(":rpm"):
+            return None
+        room = refused.remaining
+        if refused.counter.endswith(":usd"):
+            if usd_completion <= 0:
+                return None
+            allowance = math.floor((room - prompt * usd_prompt) / usd_completion)
+        else:
+            allowance = math.floor(room - prompt)
+        allowance = min(allowance, completion - 1)
+        return allowance if allowance >= self._settings.min_completion_tokens else None
+
+    def _refusal(self, refused: LedgerRefused, plan: Plan) -> RateLimited:
+        resets = _iso(refused.resets_at)
+        retry = None
+        if refused.resets_at is not None:
+            retry = max(1, math.ceil((refused.resets_at - datetime.now(UTC)).total_seconds()))
+        headers = {"retry-after": str(retry)} if retry else {}
+        if refused.counter.startswith("rl:"):
+            kind = refused.counter.rsplit(":", 1)[-1]
+            self.rate_limited.labels(kind).inc()
+            return RateLimited(
+                f"rate limit exceeded: this key allows {refused.limit:g} {'requests' if kind == 'rpm' else 'tokens'} "
+                f"a minute; retry after {resets}",
+                headers=headers,
+                extra={"scope": f"key/{kind}", "remaining": max(0.0, refused.remaining), "resets_at": resets},
+            )
+        self.rate_limited.labels("budget").inc()
+        budget_id, unit = refused.counter.split(":")[1:3]
+        budget = next((b for b in plan.budgets if b.id == budget_id), None)
+        name = budget.name if budget else budget_id
+        left = max(0.0, refused.remaining)
+        amount = (
+            f"{left:.0f} of {refused.limit:.0f} tokens"
+            if unit == "tokens"
+            else (f"${left:.6f} of ${refused.limit:.6f}")
+        )
+        when = f"resets {resets}" if resets else "a total budget never resets; ask an admin to raise it"
+        return BudgetExceeded(
+            f"budget '{name}' exhausted: {amount} left, not enough for this request; {when}",
+            headers=headers,
+            extra={
+                "scope": budget.scope if budget else None,
+                "budget_id": budget_id,
+                "unit": unit,
+                "remaining": left,
+                "limit": refused.limit,
+                "resets_at": resets,
+            },
+        )
+
+    async def settle(self, admission: Admission, prompt_tokens: int, completion_tokens: int, usd: float) -> None:
+        if admission.reservation is None:
+            return
+        tokens = float(prompt_tokens + completion_tokens)
+        actual: dict[str, float] = {}
+        for budget in admission.budgets:
+            actual[counter(budget, "tokens")] = tokens
+            actual[counter(budget, "usd")] = usd
+        actual[f"rl:key:{admission.key_id}:rpm"] = 1.0
+        actual[f"rl:key:{admission.key_id}:tpm"] = tokens
+        try:
+            states = await self._ledger.settle(admission.reservation, actual)
+        except LedgerUnavailable:
+            log.error("settling a reservation failed: the ledger is unreachable; it expires after its ttl")
+            return
+        await self._check_thresholds(admission.budgets, states)
+
+    async def release(self, admission: Admission) -> None:
+        if admission.reservation is None:
+            return
+        try:
+            await self._ledger.release(admission.reservation)
+        except LedgerUnavailable:
+            log.error("releasing a reservation failed: the ledger is unreachable; it expires after its ttl")
+
+    async def _check_thresholds(self, budgets: list[BudgetRow], states: dict[str, CounterState]) -> None:
+        for budget in budgets:
+            for unit in UNITS:
+                limit = _limit(budget, unit)
+                state = states.get(counter(budget, unit))
+                if not limit or state is None:
+                    continue
+                ratio = state.used / limit
+                self.used_ratio.labels(budget.name).set(ratio)
+                window = _iso(state.window_start) or "total"
+                for threshold in budget.thresholds:
+                    if ratio + 1e-12 < threshold:
+                        break
+                    key = f"alert:{budget.id}:{unit}:{window}:{threshold:g}"
+                    if await self._ledger.claim_once(key):
+                        await self._alerts.emit(budget, unit, threshold, state.used, limit, window)
+
+    async def status(self, budget: BudgetRow) -> dict[str, object]:
+        wanted = [(counter(budget, u), Period(budget.period), _limit(budget, u)) for u in UNITS if _limit(budget, u)]
+        states = await self._guard(self._ledger.snapshot(wanted)) or {}
+        out: dict[str, object] = {"budget_id": budget.id, "name": budget.name, "action": budget.action}
+        current = "ok"
+        for unit in UNITS:
+            limit = _limit(budget, unit)
+            state = states.get(counter(budget, unit))
+            if not limit or state is None:
+                continue
+            used = state.used
+            ratio = used / limit
+            out[unit] = {
+                "limit": limit,
+                "used": used,
+                "reserved": state.reserved,
+                "remaining": max(0.0, limit - used - state.reserved),
+                "used_ratio": ratio,
+                "window_start": _iso(state.window_start),
+                "resets_at": _iso(state.resets_at),
+            }
+            if budget.action == "block" and used + state.reserved >= limit:
+                current = "blocking"
+            elif budget.action == "downgrade" and (used + state.reserved) / limit >= budget.downgrade_at:
+                current = "downgrading"
+        out["current_action"] = current
+        return out
+
+    async def _guard(self, awaitable: Awaitable[T]) -> T | None:
+        try:
+            return await awaitable
+        except LedgerUnavailable as exc:
+            log.error("budget ledger unreachable: %s", exc)
+            if self._settings.fail_open:
+                log.error("budget ledger unreachable; serving unbudgeted (budgets.fail_open=true): %s", exc)
+                return None
+            raise ServiceUnavailable(
+                f"the budget ledger is unreachable ({exc}); requests are refused until it is back "
+                "(set budgets.fail_open=true to serve unbudgeted instead)",
+                code="ledger_unavailable",
+            ) from None

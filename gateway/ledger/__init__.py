@@ -1,0 +1,54 @@
+"""Budget and rate-limit ledger: reserve the worst case, settle the truth, never overspend.
+
+One interface (:class:`Ledger`) with two backends that pass the same tests:
+SQL (SQLite embedded, PostgreSQL for replicas) and Redis (Lua scripts).
+"""
+
+from __future__ import annotations
+
+from redis.asyncio import Redis
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from gateway.ledger.base import (
+    TOLERANCE,
+    Charge,
+    Clock,
+    CounterState,
+    Ledger,
+    LedgerError,
+    LedgerRefused,
+    LedgerUnavailable,
+    Period,
+    Reservation,
+    SystemClock,
+    refuses,
+)
+from gateway.ledger.redis import RedisLedger
+from gateway.ledger.sql import SqlLedger
+
+__all__ = [
+    "TOLERANCE",
+    "Charge",
+    "Clock",
+    "CounterState",
+    "Ledger",
+    "LedgerError",
+    "LedgerRefused",
+    "LedgerUnavailable",
+    "Period",
+    "RedisLedger",
+    "Reservation",
+    "SqlLedger",
+    "SystemClock",
+    "create_ledger",
+    "refuses",
+]
+
+
+def create_ledger(
+    *, database: AsyncEngine, redis_client: Redis | None, prefix: str, tz: str, clock: Clock | None = None
+) -> Ledger:
+    """Redis when a client is given (replicas share it), else the app's database."""
+    if redis_client is not None:
+        return RedisLedger(redis_client, prefix, clock, tz)
+    return SqlLedger(database, clock, tz)

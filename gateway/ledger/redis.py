@@ -1,0 +1,303 @@
+"""The ledger on Redis: one Lua script per operation, atomic across replicas.
+
+Per counter and window there are two keys: a hash ``{used, reserved, limit,
+r:<reservation id>: amount}`` and a sorted set of open reservation ids scored
+by their expiry (unix seconds from the ledger's clock). Every script first
+gives back the reservations whose time is up, so a replica that died holding
+one costs nothing once its ``ttl_s`` has passed. Keys expire ``keep_s`` after
+their window ends (TOTAL keys never do).
+
+The scripts are idempotent, so a call retried after a lost reply cannot
+reserve twice. A script touches several keys, so on Redis Cluster give all
+keys one slot with a hash tag in the prefix (``"{aitp}:"``).
+"""
+
+from __future__ import annotations
+
+import math
+import uuid
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import asynccontextmanager
+from datetime import datetime, tzinfo
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from gateway.ledger.base import (
+    TOLERANCE,
+    Charge,
+    Clock,
+    CounterState,
+    LedgerRefused,
+    LedgerUnavailable,
+    Period,
+    Reservation,
+    SystemClock,
+    check_charges,
+)
+from gateway.ledger.windows import Window, window_for, window_from_key
+
+KEEP_WINDOWS_S = 2 * 86400.0
+# A claim's key outlives its (clock-based) expiry a little; the stored expiry is what decides.
+_CLAIM_GRACE_S = 60
+
+_PRELUDE = """
+local function num(v) if v then return tonumber(v) end return 0 end
+local function fmt(x) return string.format('%.17g', x) end
+-- With no reservation open, reserved is exactly 0: float drift never leaves a phantom hold.
+local function left(z, reserved)
+  if reserved < 0 or redis.call('ZCARD', z) == 0 then return 0 end
+  return reserved
+end
+-- Give back the reservations of one counter window whose time is up; returns what stays reserved.
+local function expire(h, z, now)
+  local reserved = num(redis.call('HGET', h, 'reserved'))
+  local gone = redis.call('ZRANGEBYSCORE', z, '-inf', now)
+  if #gone == 0 then return reserved end
+  local changed = false
+  for _, rid in ipairs(gone) do
+    local amount = redis.call('HGET', h, 'r:' .. rid)
+    if amount then
+      reserved = reserved - tonumber(amount)
+      redis.call('HDEL', h, 'r:' .. rid)
+      changed = true
+    end
+  end
+  redis.call('ZREMRANGEBYSCORE', z, '-inf', now)
+  reserved = left(z, reserved)
+  if changed then redis.call('HSET', h, 'reserved', fmt(reserved)) end
+  return reserved
+end
+"""
+
+# KEYS: hash, zset per charge. ARGV: now, id, expires_at, tolerance, then amount, limit, key ttl (0 = keep) per charge.
+# Returns {0} when reserved, else {index of the refusing charge, used, reserved}.
+_RESERVE = (
+    _PRELUDE
+    + """
+local now, id, expires_at, eps = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
+local field = 'r:' .. id
+local n = #KEYS / 2
+if redis.call('HEXISTS', KEYS[1], field) == 1 then return {0} end
+local reserved = {}
+for i = 1, n do
+  local h, z = KEYS[2 * i - 1], KEYS[2 * i]
+  local amount, limit = tonumber(ARGV[2 + 3 * i]), tonumber(ARGV[3 + 3 * i])
+  local r = expire(h, z, now)
+  local used = num(redis.call('HGET', h, 'used'))
+  local held = used + r
+  -- the admission rule of gateway.ledger.base.refuses
+  if held + amount > limit + eps or held >= limit - eps then return {i, fmt(used), fmt(r)} end
+  reserved[i] = r
+end
+for i = 1, n do
+  local h, z = KEYS[2 * i - 1], KEYS[2 * i]
+  local amount, ttl = tonumber(ARGV[2 + 3 * i]), tonumber(ARGV[4 + 3 * i])
+  redis.call('HSET', h, 'reserved', fmt(reserved[i] + amount), 'limit', ARGV[3 + 3 * i], field, ARGV[2 + 3 * i])
+  redis.call('ZADD', z, expires_at, id)
+  if ttl > 0 then
+    redis.call('EXPIRE', h, ttl)
+    redis.call('EXPIRE', z, ttl)
+  end
+end
+return {0}
+"""
+)
+
+# KEYS: hash, zset per item. ARGV: now, id, then the actual usage per item.
+# Returns used, reserved, limit ('' when unknown) per item.
+_SETTLE = (
+    _PRELUDE
+    + """
+local now, id = ARGV[1], ARGV[2]
+local field = 'r:' .. id
+local out = {}
+for i = 1, #KEYS / 2 do
+  local h, z = KEYS[2 * i - 1], KEYS[2 * i]
+  -- expired first: a reservation whose time is up was given back, and its usage is not recorded
+  local reserved = expire(h, z, now)
+  local used = num(redis.call('HGET', h, 'used'))
+  local amount = redis.call('HGET', h, field)
+  if amount then
+    used = used + tonumber(ARGV[2 + i])
+    redis.call('HDEL', h, field)
+    redis.call('ZREM', z, id)
+    reserved = left(z, reserved - tonumber(amount))
+    redis.call('HSET', h, 'used', fmt(used), 'reserved', fmt(reserved))
+  end
+  table.insert(out, fmt(used))
+  table.insert(out, fmt(reserved))
+  table.insert(out, redis.call('HGET', h, 'limit') or '')
+end
+return out
+"""
+)
+
+# KEYS: hash, zset per counter. ARGV: now. Returns used, reserved, limit ('' when unknown) per counter.
+_SNAPSHOT = (
+    _PRELUDE
+    + """
+local out = {}
+for i = 1, #KEYS / 2 do
+  local h, z = KEYS[2 * i - 1], KEYS[2 * i]
+  local reserved = expire(h, z, ARGV[1])
+  table.insert(out, fmt(num(redis.call('HGET', h, 'used'))))
+  table.insert(out, fmt(reserved))
+  table.insert(out, redis.call('HGET', h, 'limit') or '')
+end
+return out
+"""
+)
+
+# KEYS: claim key. ARGV: now, token, expires_at ('' = forever), key ttl in ms ('' = none).
+# The value is "expires_at|token"; the token makes a retried call see its own claim.
+_CLAIM = """
+local current = redis.call('GET', KEYS[1])
+if current then
+  local sep = string.find(current, '|', 1, true)
+  local expires_at, owner = string.sub(current, 1, sep - 1), string.sub(current, sep + 1)
+  if owner == ARGV[2] then return 1 end
+  if expires_at == '' or tonumber(expires_at) > tonumber(ARGV[1]) then return 0 end
+end
+redis.call('SET', KEYS[1], ARGV[3] .. '|' .. ARGV[2])
+if ARGV[4] ~= '' then redis.call('PEXPIRE', KEYS[1], ARGV[4]) end
+return 1
+"""
+
+
+class RedisLedger:
+    """:class:`~gateway.ledger.base.Ledger` on Redis; every key starts with ``prefix``."""
+
+    def __init__(
+        self,
+        client: Redis,
+        prefix: str,
+        clock: Clock | None = None,
+        tz: tzinfo | str = "UTC",
+        *,
+        keep_s: float = KEEP_WINDOWS_S,
+    ) -> None:
+        self._client = client
+        self._prefix = prefix
+        self._clock = clock or SystemClock()
+        self._tz = ZoneInfo(tz) if isinstance(tz, str) else tz
+        self._keep_s = keep_s
+        self._reserve = client.register_script(_RESERVE)
+        self._settle = client.register_script(_SETTLE)
+        self._snapshot = client.register_script(_SNAPSHOT)
+        self._claim = client.register_script(_CLAIM)
+
+    async def reserve(self, charges: Sequence[Charge], *, ttl_s: float = 900) -> Reservation:
+        check_charges(charges, ttl_s)
+        if ttl_s > self._keep_s:
+            raise ValueError(f"ttl_s {ttl_s:g} exceeds the {self._keep_s:g} s this ledger keeps ended windows")
+        now = self._clock.now()
+        plan = [(charge, window_for(charge.period, now, self._tz)) for charge in charges]
+        reservation = Reservation(uuid.uuid4().hex, tuple((c.counter, w.key, c.amount) for c, w in plan))
+        if not plan:
+            return reservation
+        epoch = now.timestamp()
+        keys: list[str] = []
+        args: list[Any] = [epoch, reservation.id, epoch + ttl_s, TOLERANCE]
+        for charge, window in plan:
+            keys += self._keys(charge.counter, window.key)
+            args += [charge.amount, charge.limit, self._key_ttl(window, now, ttl_s)]
+        async with self._guard():
+            result = await self._reserve(keys=keys, args=args)
+        index = int(result[0])
+        if index:
+            charge, window = plan[index - 1]
+            raise LedgerRefused(
+                charge.counter,
+                limit=charge.limit,
+                used=float(result[1]),
+                reserved=float(result[2]),
+                amount=charge.amount,
+                resets_at=window.end,
+            )
+        return reservation
+
+    async def settle(self, reservation: Reservation, actual: Mapping[str, float]) -> dict[str, CounterState]:
+        for counter, amount in actual.items():
+            if not (math.isfinite(amount) and amount >= 0):
+                raise ValueError(f"actual usage of {counter!r} must be a finite number >= 0, got {amount!r}")
+        if not reservation.items:
+            return {}
+        keys: list[str] = []
+        args: list[Any] = [self._clock.now().timestamp(), reservation.id]
+        for counter, window, _ in reservation.items:
+            keys += self._keys(counter, window)
+            args.append(float(actual.get(counter, 0.0)))
+        async with self._guard():
+            result = await self._settle(keys=keys, args=args)
+        return {
+            counter: _state(counter, result[3 * i : 3 * i + 3], window_from_key(window, self._tz), None)
+            for i, (counter, window, _) in enumerate(reservation.items)
+        }
+
+    async def release(self, reservation: Reservation) -> None:
+        await self.settle(reservation, {})
+
+    async def snapshot(self, counters: Sequence[tuple[str, Period, float | None]]) -> dict[str, CounterState]:
+        if not counters:
+            return {}
+        now = self._clock.now()
+        windows = [window_for(period, now, self._tz) for _, period, _ in counters]
+        keys = [
+            key
+            for (counter, _, _), window in zip(counters, windows, strict=True)
+            for key in self._keys(counter, window.key)
+        ]
+        async with self._guard():
+            result = await self._snapshot(keys=keys, args=[now.timestamp()])
+        return {
+            counter: _state(counter, result[3 * i : 3 * i + 3], windows[i], limit)
+            for i, (counter, _, limit) in enumerate(counters)
+        }
+
+    async def claim_once(self, key: str, ttl_s: float | None = None) -> bool:
+        epoch = self._clock.now().timestamp()
+        expires_at = "" if ttl_s is None else repr(epoch + ttl_s)
+        key_ttl_ms = "" if ttl_s is None else str(math.ceil((ttl_s + _CLAIM_GRACE_S) * 1000))
+        async with self._guard():
+            claimed = await self._claim(
+                keys=[f"{self._prefix}claim:{key}"], args=[epoch, uuid.uuid4().hex, expires_at, key_ttl_ms]
+            )
+        return bool(int(claimed))
+
+    async def close(self) -> None:
+        """Nothing to do: the client (and its pool) belongs to the app, which closes it."""
+
+    def _keys(self, counter: str, window: str) -> list[str]:
+        # The window goes first: window keys have fixed shapes, so no two (counter, window) pairs collide.
+        return [f"{self._prefix}lc:{window}:{counter}", f"{self._prefix}lr:{window}:{counter}"]
+
+    def _key_ttl(self, window: Window, now: datetime, ttl_s: float) -> int:
+        """Seconds to keep a window's keys: until ``keep_s`` after it ends, and at least past the reservation."""
+        if window.end is None:
+            return 0
+        return math.ceil(max((window.end - now).total_seconds() + self._keep_s, ttl_s + 60))
+
+    @asynccontextmanager
+    async def _guard(self) -> AsyncIterator[None]:
+        try:
+            yield
+        except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+            raise LedgerUnavailable(f"ledger Redis unavailable: {type(exc).__name__}: {exc}") from exc
+
+
+def _state(counter: str, values: Sequence[Any], window: Window, limit: float | None) -> CounterState:
+    used, reserved, stored_limit = values
+    if limit is None and stored_limit not in ("", b""):
+        limit = float(stored_limit)
+    return CounterState(
+        counter=counter,
+        used=float(used),
+        reserved=float(reserved),
+        limit=limit,
+        window_start=window.start,
+        resets_at=window.end,
+    )
