@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TypeVar
 
-from prometheus_client import CollectorRegistry, Counter, Gauge
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from core.errors import RateLimited, ServiceUnavailable
 from core.identity.principal import Principal
@@ -89,6 +90,13 @@ class BudgetEnforcer:
         self.used_ratio = Gauge(
             "aitp_budget_used_ratio", "Share of a budget used in its current window", ["scope"], registry=registry
         )
+        self.ledger_seconds = Histogram(
+            "aitp_ledger_seconds",
+            "Time spent in the budget ledger per request step",
+            ["op"],
+            buckets=(0.0002, 0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.02, 0.05, 0.1, 0.5),
+            registry=registry,
+        )
         self.rate_limited = Counter(
             "aitp_rate_limited_total", "Requests refused by budgets or rate limits", ["reason"], registry=registry
         )
@@ -159,6 +167,7 @@ class BudgetEnforcer:
                 out.append(Charge(f"rl:key:{principal.key_id}:tpm", float(principal.tpm), Period.MINUTE, float(tokens)))
             return out
 
+        started = time.perf_counter()
         try:
             admission.reservation = await self._guard(
                 self._ledger.reserve(charges(completion_tokens), ttl_s=self._settings.reservation_ttl_s)
@@ -170,6 +179,8 @@ class BudgetEnforcer:
             )
             if shrunk is None:
                 raise self._refusal(refused, plan) from None
+        finally:
+            self.ledger_seconds.labels("reserve").observe(time.perf_counter() - started)
         # Near a budget's end: reserve what remains and cap max_tokens to it instead of refusing outright.
         try:
             admission.reservation = await self._guard(
@@ -245,12 +256,14 @@ class BudgetEnforcer:
             actual[counter(budget, "usd")] = usd
         actual[f"rl:key:{admission.key_id}:rpm"] = 1.0
         actual[f"rl:key:{admission.key_id}:tpm"] = tokens
+        started = time.perf_counter()
         try:
             states = await self._ledger.settle(admission.reservation, actual)
+            await self._check_thresholds(admission.budgets, states)
         except LedgerUnavailable:
             log.error("settling a reservation failed: the ledger is unreachable; it expires after its ttl")
-            return
-        await self._check_thresholds(admission.budgets, states)
+        finally:
+            self.ledger_seconds.labels("settle").observe(time.perf_counter() - started)
 
     async def release(self, admission: Admission) -> None:
         if admission.reservation is None:
@@ -275,7 +288,11 @@ class BudgetEnforcer:
                         break
                     key = f"alert:{budget.id}:{unit}:{window}:{threshold:g}"
                     if await self._ledger.claim_once(key):
-                        await self._alerts.emit(budget, unit, threshold, state.used, limit, window)
+                        try:
+                            await self._alerts.emit(budget, unit, threshold, state.used, limit, window)
+                        except Exception:
+                            # The call itself succeeded and is paid for; a lost alert row must not fail it.
+                            log.exception("recording a budget alert failed", extra={"budget_id": budget.id})
 
     async def status(self, budget: BudgetRow) -> dict[str, object]:
         wanted = [(counter(budget, u), Period(budget.period), _limit(budget, u)) for u in UNITS if _limit(budget, u)]

@@ -99,3 +99,48 @@ def test_health_ready_and_metrics(gateway: Server) -> None:
     metrics = httpx.get(f"{gateway.base_url}/metrics").text
     assert 'aitp_route_decisions_total{reason="short_prompt",tier="turbo"}' in metrics
     assert "aitp_requests_total" in metrics
+
+
+def test_keys_and_budgets_commands_against_a_live_server(gateway: Server) -> None:
+    env = {"AITP_URL": gateway.base_url, "AITP_ADMIN_KEY": gateway.admin_key}
+    project = "cli-" + os.urandom(3).hex()
+    assert gateway.api("POST", "/api/projects", json={"name": project}).status_code == 201
+    created = aitp("keys", "create", "--project", project, "--name", "ci", "--rpm", "10", env=env)
+    assert created.returncode == 0, created.stderr
+    key = json.loads(created.stdout)
+    assert key["key"].startswith("sk-aitp-") and key["rpm"] == 10
+    assert "shown only once" in created.stderr
+    listed = json.loads(aitp("keys", "list", "--project", project, env=env).stdout)
+    assert [k["id"] for k in listed] == [key["id"]] and "key" not in listed[0]
+    budget = aitp(
+        "budgets", "set", "--project", project, "--tokens", "5000", "--period", "day", "--action", "block", env=env
+    )
+    assert budget.returncode == 0, budget.stderr
+    shown = json.loads(aitp("budgets", "show", "--project", project, env=env).stdout)
+    assert shown[0]["status"]["tokens"]["limit"] == 5000 and shown[0]["status"]["current_action"] == "ok"
+    revoked = aitp("keys", "revoke", key["id"], "--reason", "rotation", env=env)
+    assert json.loads(revoked.stdout)["status"] == "revoked"
+    bad = aitp("budgets", "set", "--project", project, "--tokens", "-4", env=env)
+    assert bad.returncode == 1 and "limit_tokens" in bad.stderr
+    denied = aitp("keys", "list", env={**env, "AITP_ADMIN_KEY": "sk-aitp-wrong"})
+    assert denied.returncode == 1 and "401" in denied.stderr
+
+
+def test_serve_refuses_missing_or_weak_admin_key(tmp_path: Path) -> None:
+    base = {k: v for k, v in os.environ.items() if not k.startswith("AITP_")}
+    for key, words in ((None, "AITP_ADMIN_KEY is required"), ("changeme-changeme-changeme-changeme", "too weak")):
+        env = dict(base, AITP_DATA_DIR=str(tmp_path))
+        if key:
+            env["AITP_ADMIN_KEY"] = key
+        result = subprocess.run(
+            [sys.executable, "-m", "aitp.cli", "serve", "--port", "0"],
+            env=env,
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert result.returncode == 2, result.stderr
+        assert words in result.stderr and "Traceback" not in result.stderr
+        if key:
+            assert key not in result.stderr, "the key itself is never echoed"
