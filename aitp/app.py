@@ -47,6 +47,7 @@ from gateway.engine import load_engine
 from gateway.ledger import create_ledger
 from gateway.metrics import GatewayMetrics
 from gateway.pricing import Price
+from gateway.reports import report_routes
 from gateway.routes import Gateway
 from gateway.routes import routes as gateway_routes
 from gateway.routing import RoutingPolicy
@@ -161,6 +162,7 @@ def create_app(settings: Settings) -> Starlette:
             *gateway_routes(gateway),
             *identity_routes(identity),
             *budget_routes(identity, budget_store, enforcer, alerts),
+            *report_routes(identity.principal, db, plus_price),
         ],
         middleware=[Middleware(RequestContextMiddleware, max_body_bytes=settings.server.max_body_bytes)],
         exception_handlers={

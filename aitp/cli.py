@@ -39,6 +39,20 @@ def _load(overrides: dict[str, Any]) -> Settings:
         raise SystemExit(2) from None
 
 
+def _limit_malloc_arenas() -> None:
+    """glibc gives each thread its own malloc arena; with the DB driver's and litellm's threads that
+    fragments memory (measured: ~+60 MB RSS under load). Two arenas are plenty for one event loop."""
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+    import ctypes.util
+
+    name = ctypes.util.find_library("c")
+    if name:
+        m_arena_max = -8
+        ctypes.CDLL(name).mallopt(m_arena_max, 2)
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     overrides: dict[str, Any] = {}
     if args.dev:
@@ -53,6 +67,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from .app import create_app
 
     configure_logging(settings.log_level, settings.log_json)
+    _limit_malloc_arenas()
     app = create_app(settings)
     uvicorn.run(
         app,

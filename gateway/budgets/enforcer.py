@@ -33,6 +33,8 @@ log = logging.getLogger("aitp.budgets")
 UNCAPPED = 1e18  # alert/downgrade budgets are tracked, never refused
 UNITS = ("tokens", "usd")
 T = TypeVar("T")
+# An alert claim only has to outlive its window (plus slack); a total budget's claims are kept.
+_CLAIM_TTL_S = {"day": 3 * 86400.0, "month": 33 * 86400.0}
 
 
 class BudgetExceeded(RateLimited):
@@ -287,7 +289,7 @@ class BudgetEnforcer:
                     if ratio + 1e-12 < threshold:
                         break
                     key = f"alert:{budget.id}:{unit}:{window}:{threshold:g}"
-                    if await self._ledger.claim_once(key):
+                    if await self._ledger.claim_once(key, ttl_s=_CLAIM_TTL_S.get(budget.period)):
                         try:
                             await self._alerts.emit(budget, unit, threshold, state.used, limit, window)
                         except Exception:

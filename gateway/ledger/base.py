@@ -20,6 +20,8 @@ from typing import Protocol
 
 # Amounts are floats (USD costs are ~1e-7 per token); comparisons allow this much rounding.
 TOLERANCE = 1e-9
+# A reservation lives at most this long; ended windows are kept long enough for any of theirs to settle.
+MAX_TTL_S = 3600.0
 
 
 class Period(StrEnum):
@@ -115,8 +117,8 @@ def refuses(*, used: float, reserved: float, amount: float, limit: float) -> boo
 
 def check_charges(charges: Sequence[Charge], ttl_s: float) -> None:
     """Reject malformed input before touching a backend."""
-    if not (math.isfinite(ttl_s) and ttl_s > 0):
-        raise ValueError(f"ttl_s must be a positive number of seconds, got {ttl_s!r}")
+    if not (math.isfinite(ttl_s) and 0 < ttl_s <= MAX_TTL_S):
+        raise ValueError(f"ttl_s must be between 0 and {MAX_TTL_S:g} seconds, got {ttl_s!r}")
     seen: set[str] = set()
     for charge in charges:
         if charge.counter in seen:
@@ -150,8 +152,9 @@ class Ledger(Protocol):
 
         Raises :class:`LedgerRefused` for the first charge (in the given order)
         that :func:`refuses` turns down. A reservation neither settled nor
-        released within ``ttl_s`` expires and stops counting; expiry is applied
-        whenever a counter is touched, so no background job is needed.
+        released within ``ttl_s`` (at most :data:`MAX_TTL_S`) expires and stops
+        counting; expiry is applied whenever a counter is touched, so no
+        background job is needed.
         """
         ...
 

@@ -4,8 +4,8 @@ Per counter and window there are two keys: a hash ``{used, reserved, limit,
 r:<reservation id>: amount}`` and a sorted set of open reservation ids scored
 by their expiry (unix seconds from the ledger's clock). Every script first
 gives back the reservations whose time is up, so a replica that died holding
-one costs nothing once its ``ttl_s`` has passed. Keys expire ``keep_s`` after
-their window ends (TOTAL keys never do).
+one costs nothing once its ``ttl_s`` has passed. Keys expire a while after
+their window ends (``windows.KEEP_AFTER_END_S``; TOTAL keys never do).
 
 The scripts are idempotent, so a call retried after a lost reply cannot
 reserve twice. A script touches several keys, so on Redis Cluster give all
@@ -38,9 +38,8 @@ from gateway.ledger.base import (
     SystemClock,
     check_charges,
 )
-from gateway.ledger.windows import Window, window_for, window_from_key
+from gateway.ledger.windows import Window, keep_until, window_for, window_from_key
 
-KEEP_WINDOWS_S = 2 * 86400.0
 # A claim's key outlives its (clock-based) expiry a little; the stored expiry is what decides.
 _CLAIM_GRACE_S = 60
 
@@ -177,14 +176,12 @@ class RedisLedger:
         prefix: str,
         clock: Clock | None = None,
         tz: tzinfo | str = "UTC",
-        *,
-        keep_s: float = KEEP_WINDOWS_S,
     ) -> None:
         self._client = client
-        self._prefix = prefix
+        # "aitp" and "aitp:" both give keys like "aitp:lc:2026-11-23:budget:7:usd".
+        self._prefix = prefix if not prefix or prefix.endswith(":") else f"{prefix}:"
         self._clock = clock or SystemClock()
         self._tz = ZoneInfo(tz) if isinstance(tz, str) else tz
-        self._keep_s = keep_s
         self._reserve = client.register_script(_RESERVE)
         self._settle = client.register_script(_SETTLE)
         self._snapshot = client.register_script(_SNAPSHOT)
@@ -192,8 +189,6 @@ class RedisLedger:
 
     async def reserve(self, charges: Sequence[Charge], *, ttl_s: float = 900) -> Reservation:
         check_charges(charges, ttl_s)
-        if ttl_s > self._keep_s:
-            raise ValueError(f"ttl_s {ttl_s:g} exceeds the {self._keep_s:g} s this ledger keeps ended windows")
         now = self._clock.now()
         plan = [(charge, window_for(charge.period, now, self._tz)) for charge in charges]
         reservation = Reservation(uuid.uuid4().hex, tuple((c.counter, w.key, c.amount) for c, w in plan))
@@ -204,7 +199,7 @@ class RedisLedger:
         args: list[Any] = [epoch, reservation.id, epoch + ttl_s, TOLERANCE]
         for charge, window in plan:
             keys += self._keys(charge.counter, window.key)
-            args += [charge.amount, charge.limit, self._key_ttl(window, now, ttl_s)]
+            args += [charge.amount, charge.limit, _key_ttl(window, now)]
         async with self._guard():
             result = await self._reserve(keys=keys, args=args)
         index = int(result[0])
@@ -275,18 +270,18 @@ class RedisLedger:
         # The window goes first: window keys have fixed shapes, so no two (counter, window) pairs collide.
         return [f"{self._prefix}lc:{window}:{counter}", f"{self._prefix}lr:{window}:{counter}"]
 
-    def _key_ttl(self, window: Window, now: datetime, ttl_s: float) -> int:
-        """Seconds to keep a window's keys: until ``keep_s`` after it ends, and at least past the reservation."""
-        if window.end is None:
-            return 0
-        return math.ceil(max((window.end - now).total_seconds() + self._keep_s, ttl_s + 60))
-
     @asynccontextmanager
     async def _guard(self) -> AsyncIterator[None]:
         try:
             yield
         except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
             raise LedgerUnavailable(f"ledger Redis unavailable: {type(exc).__name__}: {exc}") from exc
+
+
+def _key_ttl(window: Window, now: datetime) -> int:
+    """Seconds to keep a window's keys (0: forever); every reserve in the window aims at the same moment."""
+    until = keep_until(window)
+    return 0 if until is None else math.ceil((until - now).total_seconds())
 
 
 def _state(counter: str, values: Sequence[Any], window: Window, limit: float | None) -> CounterState:

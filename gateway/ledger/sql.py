@@ -15,8 +15,9 @@ touches, so checks and updates cannot interleave:
 Amounts are double-precision floats compared with a 1e-9 tolerance: exact
 enough for USD at ~1e-7 per token and for token counts, and the same type the
 Redis backend keeps. Times in the tables are unix seconds, so both dialects
-compare them the same way. Windows that ended more than ``keep_s`` ago are
-purged now and then by a reserve, so per-minute rate-limit rows do not pile up.
+compare them the same way. Now and then a reserve purges windows that ended
+long ago (``windows.KEEP_AFTER_END_S``), so per-minute rate-limit rows do not
+pile up.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ import uuid
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import datetime, timedelta, tzinfo
+from datetime import datetime, tzinfo
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -70,11 +71,9 @@ from gateway.ledger.base import (
     check_charges,
     refuses,
 )
-from gateway.ledger.windows import Window, purge_keys, window_for, window_from_key
+from gateway.ledger.windows import Window, oldest_kept_keys, window_for, window_from_key
 
 log = logging.getLogger("aitp.gateway.ledger")
-
-KEEP_WINDOWS_S = 2 * 86400.0
 
 counters_table = Table(
     "ledger_counters",
@@ -145,7 +144,6 @@ class SqlLedger:
         tz: tzinfo | str = "UTC",
         *,
         timeout_s: float | None = 5.0,
-        keep_s: float = KEEP_WINDOWS_S,
         purge_every_s: float | None = 600.0,
     ) -> None:
         dialect = engine.dialect.name
@@ -155,18 +153,22 @@ class SqlLedger:
         self._clock = clock or SystemClock()
         self._tz = ZoneInfo(tz) if isinstance(tz, str) else tz
         self._timeout_s = timeout_s
-        self._keep_s = keep_s
         self._purge_every_s = purge_every_s
         self._next_purge: float | None = None
         self._sqlite = dialect == "sqlite"
-        # SQLite: we issue BEGIN IMMEDIATE ourselves, so the driver must not open transactions on its own.
-        self._writer = engine.execution_options(isolation_level="AUTOCOMMIT") if self._sqlite else engine
+        # Snapshots are one statement, consistent on its own: no BEGIN/ROLLBACK round trips. SQLite
+        # writers issue BEGIN IMMEDIATE themselves, so the driver must not open transactions either.
+        self._autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
+        self._writer = self._autocommit if self._sqlite else engine
         self._sqlite_writer = asyncio.Lock()
+        self._dialect = sqlite if self._sqlite else postgresql
+        upsert = self._dialect.insert(counters_table)
+        self._upsert = upsert.on_conflict_do_update(
+            index_elements=[_C.counter, _C.window_key], set_={"updated_at": upsert.excluded.updated_at}
+        ).returning(*_ROW_COLUMNS)
 
     async def reserve(self, charges: Sequence[Charge], *, ttl_s: float = 900) -> Reservation:
         check_charges(charges, ttl_s)
-        if ttl_s > self._keep_s:
-            raise ValueError(f"ttl_s {ttl_s:g} exceeds the {self._keep_s:g} s this ledger keeps ended windows")
         reservation_id = uuid.uuid4().hex
         now = self._clock.now()
         plan = [(charge, window_for(charge.period, now, self._tz)) for charge in charges]
@@ -238,7 +240,7 @@ class SqlLedger:
             select(func.count(_R.id)).where(expired).scalar_subquery(),
         ).where(tuple_(_C.counter, _C.window_key).in_(keys))
         found: dict[_Key, _Row] = {}
-        async with self._guard(), self._engine.connect() as conn:
+        async with self._guard(), self._autocommit.connect() as conn:
             for counter, window, used, reserved, holds, limit, gone, gone_count in await conn.execute(query):
                 left = holds - gone_count
                 found[(counter, window)] = _Row(used, max(0.0, reserved - gone) if left > 0 else 0.0, left, limit)
@@ -261,15 +263,20 @@ class SqlLedger:
         """Nothing to do: the engine belongs to the app, which disposes of it."""
 
     async def purge(self) -> None:
-        """Delete windows that ended more than ``keep_s`` ago, and expired reservations and claims."""
+        """Delete windows that ended long ago, their leftover reservations, and expired claims."""
         now = self._clock.now()
         epoch = now.timestamp()
-        oldest = purge_keys(now, self._tz, timedelta(seconds=self._keep_s))
+        oldest = oldest_kept_keys(now, self._tz)
         ended = or_(*(and_(func.length(_C.window_key) == len(key), _C.window_key < key) for key in oldest.values()))
         # Separate transactions: purge never holds one lock while waiting for another.
         for statement in (
             delete(counters_table).where(ended),
-            delete(reservations_table).where(_R.expires_at < epoch - self._keep_s),
+            # Only orphans: an expired reservation whose counter row still exists (a TOTAL window
+            # nobody touched since) is given back by the next reserve or settle of that counter.
+            delete(reservations_table).where(
+                _R.expires_at <= epoch,
+                ~select(_C.counter).where(_C.counter == _R.counter, _C.window_key == _R.window_key).exists(),
+            ),
             delete(claims_table).where(_L.expires_at <= epoch),
         ):
             async with self._write() as conn:
@@ -299,19 +306,19 @@ class SqlLedger:
             row.take(charge.amount)
             row.limit = charge.limit
         await self._store(conn, rows, set(keys), now)
+        expires_at = epoch + ttl_s
         await conn.execute(
-            insert(reservations_table).values(
-                [
-                    {
-                        "id": reservation_id,
-                        "counter": charge.counter,
-                        "window_key": window.key,
-                        "amount": charge.amount,
-                        "expires_at": epoch + ttl_s,
-                    }
-                    for charge, window in plan
-                ]
-            )
+            insert(reservations_table),
+            [
+                {
+                    "id": reservation_id,
+                    "counter": charge.counter,
+                    "window_key": window.key,
+                    "amount": charge.amount,
+                    "expires_at": expires_at,
+                }
+                for charge, window in plan
+            ],
         )
         return None
 
@@ -322,26 +329,10 @@ class SqlLedger:
         the rows are processed in the order given, so every transaction takes
         its locks in the same (code point) order.
         """
-        dialect = sqlite if self._sqlite else postgresql
-        upsert = dialect.insert(counters_table).values(
-            [
-                {
-                    "counter": c,
-                    "window_key": w,
-                    "used": 0.0,
-                    "reserved": 0.0,
-                    "holds": 0,
-                    "limit_value": None,
-                    "updated_at": now,
-                }
-                for c, w in keys
-            ]
-        )
-        result = await conn.execute(
-            upsert.on_conflict_do_update(
-                index_elements=[_C.counter, _C.window_key], set_={"updated_at": upsert.excluded.updated_at}
-            ).returning(*_ROW_COLUMNS)
-        )
+        fresh = {"used": 0.0, "reserved": 0.0, "holds": 0, "limit_value": None, "updated_at": now}
+        # A list of parameters (not .values([...])) keeps the statement cached; SQLAlchemy still
+        # sends it as one multi-row INSERT, in this order.
+        result = await conn.execute(self._upsert, [{"counter": c, "window_key": w, **fresh} for c, w in keys])
         return {(c, w): _Row(used, reserved, holds, limit) for c, w, used, reserved, holds, limit in result}
 
     async def _lock(self, conn: AsyncConnection, keys: list[_Key]) -> dict[_Key, _Row]:
@@ -399,8 +390,7 @@ class SqlLedger:
         )
 
     def _insert_ignore(self, table: Table, values: list[dict[str, Any]]) -> Any:
-        dialect = sqlite if self._sqlite else postgresql
-        return dialect.insert(table).values(values).on_conflict_do_nothing()
+        return self._dialect.insert(table).values(values).on_conflict_do_nothing()
 
     def _state(self, counter: str, row: _Row, window: Window, limit: float | None) -> CounterState:
         return CounterState(

@@ -11,9 +11,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 
-from gateway.ledger.base import Period
+from gateway.ledger.base import MAX_TTL_S, Period
 
 TOTAL_KEY = "total"
+# How long a window's counters outlive its end: past any reservation made in it (so it can still
+# settle), and for days and months a little history. Minute windows are many and soon useless.
+KEEP_AFTER_END_S = {Period.MINUTE: 2 * MAX_TTL_S, Period.DAY: 2 * 86400.0, Period.MONTH: 2 * 86400.0}
 _MINUTE_FORMAT = "%Y-%m-%dT%H:%M"
 
 
@@ -53,10 +56,16 @@ def window_from_key(key: str, tz: tzinfo) -> Window:
     return _month(int(year), int(month), tz)
 
 
-def purge_keys(now: datetime, tz: tzinfo, keep: timedelta) -> dict[Period, str]:
-    """Per period, the smallest window key that is kept: windows that ended more than ``keep`` ago sort below it."""
-    cutoff = now - keep
-    return {period: window_for(period, cutoff, tz).key for period in (Period.MINUTE, Period.DAY, Period.MONTH)}
+def oldest_kept_keys(now: datetime, tz: tzinfo) -> dict[Period, str]:
+    """Per period, the oldest window key still kept; windows that ended longer ago sort below it."""
+    return {
+        period: window_for(period, now - timedelta(seconds=keep), tz).key for period, keep in KEEP_AFTER_END_S.items()
+    }
+
+
+def keep_until(window: Window) -> datetime | None:
+    """When a window's counters may go (None: never)."""
+    return None if window.end is None else window.end + timedelta(seconds=KEEP_AFTER_END_S[window.period])
 
 
 def _local_midnight(day: date, tz: tzinfo) -> datetime:

@@ -5,10 +5,12 @@ from __future__ import annotations
 import asyncio
 import random
 import secrets
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import pytest
+import redis.asyncio
 
 from tests.conftest import PostgresDatabases, Server, ServerFactory, gateway_config
 from tests.fakes.llm_upstream import FakeUpstream, Reply
@@ -17,7 +19,9 @@ REPLICAS = 3
 
 
 @pytest.fixture(scope="module")
-async def replicas(fake: FakeUpstream, server_factory: ServerFactory, pg_databases: PostgresDatabases) -> list[Server]:
+async def replicas(
+    fake: FakeUpstream, server_factory: ServerFactory, pg_databases: PostgresDatabases
+) -> AsyncIterator[list[Server]]:
     url = await pg_databases.create()
     env = {
         "AITP_REDIS_URL": f"redis://127.0.0.1:6379/{random.randint(1, 15)}",
@@ -29,7 +33,11 @@ async def replicas(fake: FakeUpstream, server_factory: ServerFactory, pg_databas
     rest = await asyncio.gather(
         *[asyncio.to_thread(server_factory, config, url, extra_env=env) for _ in range(REPLICAS - 1)]
     )
-    return [first, *rest]
+    yield [first, *rest]
+    client = redis.asyncio.Redis.from_url(env["AITP_REDIS_URL"])
+    async for key in client.scan_iter(match=env["AITP_REDIS_PREFIX"] + "*"):
+        await client.delete(key)
+    await client.aclose()
 
 
 async def _request(http: httpx.AsyncClient, server: Server, key: str, stream: bool, max_tokens: int) -> int:
