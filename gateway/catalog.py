@@ -77,10 +77,6 @@ def _entry(deployment: Deployment, environ: Mapping[str, str], timeout_s: float)
     elif deployment.api_key_env is None:
         params["api_key"] = "none"  # local OpenAI-compatible servers (vLLM, Ollama) accept any key
     params["timeout"] = deployment.timeout_s or timeout_s
-    if deployment.input_cost_per_token is not None:
-        params["input_cost_per_token"] = deployment.input_cost_per_token
-    if deployment.output_cost_per_token is not None:
-        params["output_cost_per_token"] = deployment.output_cost_per_token
     if deployment.forward_user:
         params["allowed_openai_params"] = ["user", *params.get("allowed_openai_params", [])]
     return Entry(

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
 from core.errors import NotFound, Unauthorized
@@ -76,6 +76,8 @@ class KeyStore:
     def __init__(self, engine: AsyncEngine, admin_key: str) -> None:
         self._sessions = async_sessionmaker(engine, expire_on_commit=False)
         self._admin_hash = hash_key(admin_key)
+        # Built once: authentication runs on every request.
+        self._by_hash = select(ApiKeyRow).where(ApiKeyRow.key_hash == bindparam("digest"))
 
     async def create(
         self,
@@ -138,7 +140,7 @@ class KeyStore:
         if hmac.compare_digest(digest, self._admin_hash):
             return Principal(key_id=ROOT_KEY_ID, project_id=DEFAULT_PROJECT, role="admin", root=True)
         async with self._sessions() as session:
-            row = (await session.scalars(select(ApiKeyRow).where(ApiKeyRow.key_hash == digest))).first()
+            row = (await session.scalars(self._by_hash, {"digest": digest})).first()
         if row is None:
             raise Unauthorized("invalid API key: no such key; check the key or ask an admin for a new one")
         if row.revoked_at is not None:

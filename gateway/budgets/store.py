@@ -5,7 +5,7 @@ from __future__ import annotations
 import secrets
 from datetime import UTC, datetime
 
-from sqlalchemy import and_, delete, or_, select
+from sqlalchemy import and_, bindparam, delete, or_, select
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
 from core.errors import NotFound
@@ -23,6 +23,15 @@ class BudgetStore:
     def __init__(self, engine: AsyncEngine, timezone: str) -> None:
         self._timezone = timezone
         self._sessions = async_sessionmaker(engine, expire_on_commit=False)
+        # Built once: this query runs on every call, and building it costs more than running it.
+        self._applicable = select(BudgetRow).where(
+            BudgetRow.project_id == bindparam("project"),
+            or_(
+                and_(BudgetRow.scope == "project", BudgetRow.scope_id == bindparam("project")),
+                and_(BudgetRow.scope == "key", BudgetRow.scope_id == bindparam("key")),
+                and_(BudgetRow.scope == "user", BudgetRow.scope_id == bindparam("user")),
+            ),
+        )
 
     async def upsert(self, spec: BudgetSpec) -> tuple[BudgetRow, bool]:
         """Create the budget, or change the one with the same scope and period; True when created."""
@@ -82,12 +91,6 @@ class BudgetStore:
 
     async def applicable(self, project_id: str, key_id: str, user: str | None) -> list[BudgetRow]:
         """Every budget a request of this key (and end user) is checked against."""
-        scopes = [
-            and_(BudgetRow.scope == "project", BudgetRow.scope_id == project_id),
-            and_(BudgetRow.scope == "key", BudgetRow.scope_id == key_id),
-        ]
-        if user:
-            scopes.append(and_(BudgetRow.scope == "user", BudgetRow.scope_id == user))
-        query = select(BudgetRow).where(BudgetRow.project_id == project_id, or_(*scopes))
+        params = {"project": project_id, "key": key_id, "user": user}
         async with self._sessions() as session:
-            return list((await session.scalars(query)).all())
+            return list((await session.scalars(self._applicable, params)).all())
