@@ -101,7 +101,7 @@ def create_app(settings: Settings) -> Starlette:
     gateway = Gateway(
         catalog=catalog,
         chat=ChatService(engine_ref, RoutingPolicy(settings.routing, catalog), recorder, metrics, enforcer),
-        embeddings=EmbeddingService(engine_ref, catalog, recorder, enforcer),
+        embeddings=EmbeddingService(engine_ref, catalog, recorder, enforcer, metrics),
         authenticate=identity.principal,
         created=int(time.time()),
     )

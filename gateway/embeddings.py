@@ -13,16 +13,33 @@ from core.settings import TIERS
 from .budgets.enforcer import BudgetEnforcer
 from .catalog import Catalog
 from .chat import CallContext, EngineRef
+from .metrics import GatewayMetrics
 from .schemas import EmbeddingRequest, parse
 from .usage import Usage, UsageRecorder
 
 
 class EmbeddingService:
-    def __init__(self, engine: EngineRef, catalog: Catalog, recorder: UsageRecorder, budgets: BudgetEnforcer) -> None:
+    def __init__(
+        self,
+        engine: EngineRef,
+        catalog: Catalog,
+        recorder: UsageRecorder,
+        budgets: BudgetEnforcer,
+        metrics: GatewayMetrics,
+    ) -> None:
         self._engine = engine
         self._catalog = catalog
         self._recorder = recorder
         self._budgets = budgets
+        self._metrics = metrics
+
+    def _record(self, usage: Usage) -> None:
+        self._recorder.record(usage)
+        self._metrics.requests.labels("embeddings", "none", usage.status).inc()
+        self._metrics.duration.labels("embeddings").observe(usage.latency_ms / 1000)
+        if usage.prompt_tokens:
+            self._metrics.tokens.labels("prompt", "none").inc(usage.prompt_tokens)
+            self._metrics.spend.labels("none").inc(usage.cost_usd)
 
     async def handle(self, body: Any, ctx: CallContext) -> Response:
         request: EmbeddingRequest = parse(EmbeddingRequest, body)
@@ -53,7 +70,7 @@ class EmbeddingService:
             error = engine.map_error(exc)
             usage.status, usage.http_status, usage.error_type = "error", error.status, error.code
             usage.latency_ms = (time.perf_counter() - ctx.started) * 1000
-            self._recorder.record(usage)
+            self._record(usage)
             await self._budgets.release(admission)
             raise error from None
         tokens = int(getattr(getattr(response, "usage", None), "prompt_tokens", 0) or 0)
@@ -62,7 +79,7 @@ class EmbeddingService:
         usage.prompt_tokens = tokens
         usage.cost_usd = engine.price(served.entry).cost(tokens, 0)
         usage.latency_ms = (time.perf_counter() - ctx.started) * 1000
-        self._recorder.record(usage)
+        self._record(usage)
         await self._budgets.settle(admission, tokens, 0, usage.cost_usd)
         headers = {
             "x-aitp-model": served.entry.label,
