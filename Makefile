@@ -5,6 +5,9 @@ PY := $(VENV)/bin/python
 UV := $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
 export LITELLM_LOCAL_MODEL_COST_MAP := True
 export UV_LINK_MODE := copy
+# Precompile: this machine sets PYTHONDONTWRITEBYTECODE, so without .pyc files every start
+# would compile litellm from source (seconds per process).
+export UV_COMPILE_BYTECODE := 1
 
 .PHONY: run test lint bench install clean
 
@@ -30,6 +33,7 @@ lint: install
 
 bench: install
 	$(PY) bench/gateway_overhead.py $(BENCH_ARGS)
+	$(PY) bench/tasks.py $(BENCH_TASKS_ARGS)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache

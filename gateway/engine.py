@@ -76,6 +76,10 @@ class Engine:
     def count_text_tokens(self, text: str) -> int:
         return int(self._litellm.token_counter(text=text, count_response_tokens=True))
 
+    def mark_internal(self) -> None:
+        """Mark the current task's litellm calls as aitp-accounted (see __init__); for stream consumers."""
+        self._internal.set(True)
+
     async def complete(self, group: str, payload: dict[str, Any]) -> tuple[Any, Served]:
         token = self._internal.set(True)
         try:

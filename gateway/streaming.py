@@ -54,6 +54,8 @@ class StreamRelay:
 
     async def _relay(self) -> AsyncIterator[bytes]:
         usage = self._usage
+        # The stream is consumed in the response's own task: litellm's end-of-stream logging runs here.
+        self._engine.mark_internal()
         try:
             async for chunk in self._stream:
                 out = self._observe(chunk)

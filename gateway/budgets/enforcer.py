@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections import OrderedDict
 from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -89,6 +90,9 @@ class BudgetEnforcer:
         self._ledger = ledger
         self._alerts = alerts
         self._settings = settings
+        # Alert keys this process has seen claimed (by anyone): a settle near a budget's end would
+        # otherwise repeat one ledger round trip per crossed threshold on every call.
+        self._claimed: OrderedDict[str, None] = OrderedDict()
         self.used_ratio = Gauge(
             "aitp_budget_used_ratio", "Share of a budget used in its current window", ["scope"], registry=registry
         )
@@ -180,6 +184,7 @@ class BudgetEnforcer:
                 refused, prompt_tokens, completion_tokens, usd_per_prompt_token, usd_per_completion_token
             )
             if shrunk is None:
+                await self._exhausted(refused, plan)
                 raise self._refusal(refused, plan) from None
         finally:
             self.ledger_seconds.labels("reserve").observe(time.perf_counter() - started)
@@ -189,6 +194,7 @@ class BudgetEnforcer:
                 self._ledger.reserve(charges(shrunk), ttl_s=self._settings.reservation_ttl_s)
             )
         except LedgerRefused as refused:
+            await self._exhausted(refused, plan)
             raise self._refusal(refused, plan) from None
         admission.max_tokens = shrunk
         admission.shrunk = True
@@ -275,7 +281,32 @@ class BudgetEnforcer:
         except LedgerUnavailable:
             log.error("releasing a reservation failed: the ledger is unreachable; it expires after its ttl")
 
-    async def _check_thresholds(self, budgets: list[BudgetRow], states: dict[str, CounterState]) -> None:
+    def _remember(self, key: str) -> None:
+        self._claimed[key] = None
+        if len(self._claimed) > 10_000:
+            self._claimed.popitem(last=False)
+
+    async def _exhausted(self, refused: LedgerRefused, plan: Plan) -> None:
+        """A block budget refused a request: it is full for practical purposes, so its 100% alert fires.
+
+        With worst-case reservations ``used`` stops just short of the limit, so the plain ratio would
+        never reach 1.0.
+        """
+        if not refused.counter.startswith("budget:"):
+            return
+        budget_id, unit = refused.counter.split(":")[1:3]
+        budget = next((b for b in plan.budgets if b.id == budget_id), None)
+        if budget is None:
+            return
+        try:
+            states = await self._ledger.snapshot([(refused.counter, Period(budget.period), _limit(budget, unit))])
+            await self._check_thresholds([budget], states, exhausted=refused.counter)
+        except LedgerUnavailable:
+            log.error("checking an exhausted budget's alerts failed: the ledger is unreachable")
+
+    async def _check_thresholds(
+        self, budgets: list[BudgetRow], states: dict[str, CounterState], exhausted: str | None = None
+    ) -> None:
         for budget in budgets:
             for unit in UNITS:
                 limit = _limit(budget, unit)
@@ -283,13 +314,19 @@ class BudgetEnforcer:
                 if not limit or state is None:
                     continue
                 ratio = state.used / limit
+                if exhausted == counter(budget, unit):
+                    ratio = max(ratio, 1.0)
                 self.used_ratio.labels(budget.name).set(ratio)
                 window = _iso(state.window_start) or "total"
                 for threshold in budget.thresholds:
                     if ratio + 1e-12 < threshold:
                         break
                     key = f"alert:{budget.id}:{unit}:{window}:{threshold:g}"
-                    if await self._ledger.claim_once(key, ttl_s=_CLAIM_TTL_S.get(budget.period)):
+                    if key in self._claimed:
+                        continue
+                    won = await self._ledger.claim_once(key, ttl_s=_CLAIM_TTL_S.get(budget.period))
+                    self._remember(key)
+                    if won:
                         try:
                             await self._alerts.emit(budget, unit, threshold, state.used, limit, window)
                         except Exception:
@@ -317,7 +354,10 @@ class BudgetEnforcer:
                 "window_start": _iso(state.window_start),
                 "resets_at": _iso(state.resets_at),
             }
-            if budget.action == "block" and used + state.reserved >= limit:
+            # Requests reserve their worst case, so a block budget refuses before `used` reaches the limit:
+            # call it blocking once what remains cannot take even a minimal request.
+            floor = self._settings.min_completion_tokens + 8 if unit == "tokens" else 0.01 * limit
+            if budget.action == "block" and limit - used - state.reserved < floor:
                 current = "blocking"
             elif budget.action == "downgrade" and (used + state.reserved) / limit >= budget.downgrade_at:
                 current = "downgrading"

@@ -57,8 +57,11 @@ def test_block_budget_refuses_with_scope_remaining_and_reset(gateway: Server, fa
     state = status(gateway, b["id"])
     assert state["tokens"]["used"] == served * 30
     assert state["tokens"]["used"] <= 200 and state["tokens"]["reserved"] == 0
-    assert state["current_action"] in ("ok", "blocking")
+    assert state["current_action"] == "blocking"
     assert served >= 3
+    # used stops short of the limit (worst-case reservations), yet a refusal means the budget is full
+    alerts = gateway.api("GET", f"/api/alerts?project={project}").json()["items"]
+    assert sorted(a["threshold"] for a in alerts if a["unit"] == "tokens") == [0.5, 0.8, 1.0]
 
 
 def test_usd_budget_and_max_tokens_cap(gateway: Server, fake: FakeUpstream) -> None:
