@@ -203,7 +203,8 @@ class BudgetEnforcer:
     def _shrink(
         self, refused: LedgerRefused, prompt: int, completion: int, usd_prompt: float, usd_completion: float
     ) -> int | None:
-        if refused.counter.endswith(":rpm"):
+        if refused.counter.startswith("rl:"):
+            # A rate limit frees up within the minute: refuse with retry-after rather than truncate.
             return None
         room = refused.remaining
         if refused.counter.endswith(":usd"):

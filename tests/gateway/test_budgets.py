@@ -228,3 +228,15 @@ def test_rpm_limit(gateway: Server) -> None:
     assert info.value.body["code"] == "rate_limit_exceeded"
     assert info.value.body["scope"] == "key/rpm"
     assert 1 <= int(info.value.response.headers["retry-after"]) <= 60
+
+
+def test_tpm_limit_counts_worst_case_then_actual(gateway: Server, fake: FakeUpstream) -> None:
+    key = gateway.new_key(fresh_project(), tpm=300)
+    fake.set_default("qwen-turbo", Reply(content="ok", prompt_tokens=5, completion_tokens=5))
+    c = client(gateway, key)
+    # each call reserves ~(prompt + 100) but settles at 10 tokens, so several fit in the minute
+    for _ in range(5):
+        c.chat.completions.create(model="turbo", messages=[{"role": "user", "content": "x"}], max_tokens=100)
+    with pytest.raises(openai.RateLimitError) as info:
+        c.chat.completions.create(model="turbo", messages=[{"role": "user", "content": "x"}], max_tokens=1000)
+    assert info.value.body["scope"] == "key/tpm"
