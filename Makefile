@@ -33,6 +33,7 @@ lint: install
 
 bench: install
 	$(PY) bench/gateway_overhead.py $(BENCH_ARGS)
+	$(PY) bench/budget_race.py $(BENCH_ARGS)
 	$(PY) bench/tasks.py $(BENCH_TASKS_ARGS)
 
 clean:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import os
+import random
 import secrets
 import time
 from collections.abc import AsyncIterator
@@ -14,6 +16,7 @@ from dataclasses import dataclass
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from sqlalchemy import text
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
@@ -21,12 +24,14 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from agents import TaskRuntime, task_routes
 from core.db import create_engine, migrate
 from core.errors import APIError
 from core.http import (
     JSONResponse,
     RequestContextMiddleware,
     handle_api_error,
+    handle_database_error,
     handle_http_exception,
     handle_unexpected,
 )
@@ -47,6 +52,8 @@ from gateway.engine import load_engine
 from gateway.ledger import create_ledger
 from gateway.metrics import GatewayMetrics
 from gateway.pricing import Price
+from gateway.prompts import PromptFileError, PromptRegistry, default_directory, load_directory, prompt_routes
+from gateway.prompts.loader import audit_changes
 from gateway.reports import report_routes
 from gateway.routes import Gateway
 from gateway.routes import routes as gateway_routes
@@ -81,7 +88,7 @@ def create_app(settings: Settings) -> Starlette:
     registry = CollectorRegistry()
     metrics = GatewayMetrics(registry)
     catalog = build_catalog(settings, os.environ)
-    db = create_engine(settings.effective_database_url)
+    db = create_engine(settings.effective_database_url, settings.database_pool_size, settings.database_max_overflow)
     # Generous waits: under overload a request should queue for a connection, not fail.
     redis_client = (
         create_redis(settings.redis_url, settings.redis_max_connections, socket_timeout_s=5.0, pool_timeout_s=10.0)
@@ -92,15 +99,19 @@ def create_app(settings: Settings) -> Starlette:
         database=db, redis_client=redis_client, prefix=settings.redis_prefix, tz=settings.budgets.timezone
     )
     recorder = UsageRecorder(db, settings.usage)
+    tasks = TaskRuntime(settings, db, registry)
     engine_ref = EngineRef()
     state = State(settings=settings, registry=registry, engine_ref=engine_ref)
     identity = Identity(keys=KeyStore(db, resolve_admin_key(settings)), projects=ProjectStore(db), audit=AuditLog(db))
     budget_store = BudgetStore(db, settings.budgets.timezone)
     alerts = AlertSink(db, registry, settings.budgets.alert_webhook_url, settings.budgets.webhook_attempts)
     enforcer = BudgetEnforcer(budget_store, ledger, alerts, settings.budgets, registry)
+    prompts = PromptRegistry(
+        db, rng=random.Random(settings.prompts.random_seed), cache_size=settings.prompts.cache_versions
+    )
     gateway = Gateway(
         catalog=catalog,
-        chat=ChatService(engine_ref, RoutingPolicy(settings.routing, catalog), recorder, metrics, enforcer),
+        chat=ChatService(engine_ref, RoutingPolicy(settings.routing, catalog), recorder, metrics, enforcer, prompts),
         embeddings=EmbeddingService(engine_ref, catalog, recorder, enforcer, metrics),
         authenticate=identity.principal,
         created=int(time.time()),
@@ -114,15 +125,30 @@ def create_app(settings: Settings) -> Starlette:
         # litellm loads in a thread while migrations run and the server starts accepting requests.
         loading = asyncio.get_running_loop().run_in_executor(None, load_engine, catalog, settings.retries)
         loading.add_done_callback(engine_ref.resolve)
+        # litellm leaves ~400k long-lived objects; a full collection over them stalls every request for
+        # ~200 ms (the p99 of task submits). Frozen, the collector skips them.
+        loading.add_done_callback(lambda _: gc.freeze())
         await migrate(db)
         await identity.projects.ensure_default()
+        prompt_dir = settings.prompts.directory or default_directory()
+        if prompt_dir is None:
+            log.warning("no prompts directory (./prompts or prompts.directory): the registry starts empty")
+        else:
+            try:
+                await load_directory(prompts, prompt_dir, on_change=audit_changes(identity.audit))
+            except PromptFileError as exc:
+                log.error("cannot start: %s", exc)
+                raise RuntimeError(f"cannot load prompts: {exc}") from None
         state.db_ready = True
         await recorder.start()
+        # Embedded mode (no Redis) executes tasks in this process; distributed mode leaves that to `aitp worker`.
+        await tasks.start(execute=not tasks.distributed, threads=settings.tasks.embedded_threads)
         if catalog.disabled:
             log.warning("deployments disabled: %s", catalog.disabled)
         try:
             yield
         finally:
+            await tasks.stop()
             await recorder.stop()
             await alerts.drain()
             await ledger.close()
@@ -152,6 +178,8 @@ def create_app(settings: Settings) -> Starlette:
         return JSONResponse({"status": "ok" if ok else "not_ready", "checks": checks}, status_code=200 if ok else 503)
 
     async def metrics_endpoint(request: Request) -> Response:
+        with contextlib.suppress(SQLAlchemyError, OSError):
+            await tasks.refresh_metrics()
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
     app = Starlette(
@@ -163,10 +191,13 @@ def create_app(settings: Settings) -> Starlette:
             *identity_routes(identity),
             *budget_routes(identity, budget_store, enforcer, alerts),
             *report_routes(identity.principal, db, plus_price),
+            *task_routes(identity.keys.authenticate, tasks),
+            *prompt_routes(identity, prompts, db),
         ],
         middleware=[Middleware(RequestContextMiddleware, max_body_bytes=settings.server.max_body_bytes)],
         exception_handlers={
             APIError: handle_api_error,
+            SQLAlchemyError: handle_database_error,
             HTTPException: handle_http_exception,
             Exception: handle_unexpected,
         },

@@ -14,6 +14,7 @@ import orjson
 from core.settings import Settings, SettingsError, config_path, load_settings
 
 from .admin_cli import add_admin_commands
+from .prompts_cli import add_prompt_commands
 
 
 def _version() -> str:
@@ -83,6 +84,18 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_worker(args: argparse.Namespace) -> int:
+    from agents import run_worker, supervise
+    from core.logging import configure_logging
+
+    settings = _load({})
+    configure_logging(settings.log_level, settings.log_json)
+    if args.processes > 1:
+        return supervise(args.processes, args.threads, args.queues, args.metrics_port)
+    queues = {q.strip() for q in args.queues.split(",") if q.strip()} if args.queues else None
+    return run_worker(settings, threads=args.threads, queues=queues, metrics_port=args.metrics_port)
+
+
 def cmd_version(args: argparse.Namespace) -> int:
     _out(f"aitp {_version()}")
     return 0
@@ -132,10 +145,18 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--dev", action="store_true", help="development mode")
     serve.set_defaults(func=cmd_serve)
 
+    worker = sub.add_parser("worker", help="run Dramatiq worker processes for tasks (needs AITP_REDIS_URL)")
+    worker.add_argument("--processes", type=int, default=1, help="worker processes (default 1)")
+    worker.add_argument("--threads", type=int, default=8, help="worker threads per process (default 8)")
+    worker.add_argument("--queues", help="comma-separated queues to consume (default: all)")
+    worker.add_argument("--metrics-port", type=int, help="serve Prometheus metrics here (process i: port + i)")
+    worker.set_defaults(func=cmd_worker)
+
     ver = sub.add_parser("version", help="print the version")
     ver.set_defaults(func=cmd_version)
 
     add_admin_commands(sub)
+    add_prompt_commands(sub)
 
     config = sub.add_parser("config", help="settings")
     config_sub = config.add_subparsers(dest="config_command", required=True)

@@ -23,7 +23,7 @@ class Base(DeclarativeBase):
     """Declarative base shared by every package's tables."""
 
 
-def create_engine(url: str) -> AsyncEngine:
+def create_engine(url: str, pool_size: int = 5, max_overflow: int = 10) -> AsyncEngine:
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":
@@ -31,7 +31,8 @@ def create_engine(url: str) -> AsyncEngine:
         engine = create_async_engine(url, connect_args={"timeout": 30})
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
-    return create_async_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)
+    # Small pools: every replica and worker holds its own, and PostgreSQL allows ~100 connections in all.
+    return create_async_engine(url, pool_size=pool_size, max_overflow=max_overflow, pool_pre_ping=True)
 
 
 def _sqlite_pragmas(dbapi_connection: object, record: ConnectionPoolEntry) -> None:

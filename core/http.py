@@ -13,7 +13,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .errors import APIError, InvalidRequest, PayloadTooLarge
+from .errors import APIError, InvalidRequest, PayloadTooLarge, ServiceUnavailable
 
 log = logging.getLogger("aitp.http")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
@@ -128,6 +128,18 @@ async def handle_http_exception(request: Request, exc: Exception) -> Response:
         error.code = "method_not_allowed"
     else:
         error = APIError(str(exc.detail), status=exc.status_code)
+    return error_response(error)
+
+
+async def handle_database_error(request: Request, exc: Exception) -> Response:
+    """The database is overloaded or unreachable: a 503 the client may retry, not a 500."""
+    rid = request_id(request)
+    log.error("database error: %s", exc, extra={"request_id": rid}, exc_info=exc)
+    error = ServiceUnavailable(
+        f"the database is unavailable or overloaded ({type(exc).__name__}); retry shortly, and quote request id {rid}",
+        code="database_unavailable",
+        headers={"retry-after": "1"},
+    )
     return error_response(error)
 
 

@@ -92,6 +92,53 @@ class RetrySettings(_Strict):
     )
 
 
+class PromptSettings(_Strict):
+    directory: Path | None = Field(
+        default=None,
+        description="prompt YAML files loaded on start; default ./prompts, else the prompts/ shipped beside the code",
+    )
+    random_seed: int | None = Field(default=None, description="seeds the canary split (for tests); unset: random")
+    cache_versions: int = Field(default=512, ge=1, description="published versions kept compiled in memory")
+
+    @field_validator("directory")
+    @classmethod
+    def _is_dir(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.is_dir():
+            raise ValueError(f"{value} is not a directory; create it or unset prompts.directory")
+        return value
+
+
+class TaskSettings(_Strict):
+    queue: str = Field(default="tasks", pattern=r"^[A-Za-z0-9._-]{1,64}$", description="queue of kinds that name none")
+    lease_s: float = Field(default=30.0, gt=0, description="a running task's claim lasts this long without a heartbeat")
+    heartbeat_s: float = Field(default=10.0, gt=0, description="running tasks extend their lease this often")
+    max_attempts: int = Field(default=3, ge=1, le=100, description="executions (crashes and transient errors) allowed")
+    retry_min_backoff_s: float = Field(default=2.0, gt=0, description="first retry delay after a transient error")
+    retry_max_backoff_s: float = Field(default=300.0, gt=0)
+    time_limit_s: float = Field(default=3600.0, gt=0, description="default per-execution time limit")
+    time_limits: dict[str, float] = Field(default_factory=dict, description="kind -> time limit in seconds")
+    max_age_s: float = Field(default=86400.0, gt=0, description="a message older than this fails its task unrun")
+    reaper_interval_s: float = Field(default=5.0, gt=0, description="how often expired leases are looked for")
+    pending_requeue_s: float = Field(
+        default=120.0, gt=0, description="a pending task untouched this long is enqueued again (lost message)"
+    )
+    embedded_threads: int = Field(default=4, ge=1, le=256, description="worker threads of `aitp serve` without Redis")
+    shutdown_grace_s: float = Field(default=10.0, ge=0, description="on stop, running tasks get this long to finish")
+    retention_days: float = Field(default=30, gt=0, description="finished tasks and their events are kept this long")
+    retention_interval_s: float = Field(default=3600.0, gt=0)
+    metrics_refresh_s: float = Field(default=15.0, gt=0, description="aitp_tasks gauge refresh period")
+    sse_keepalive_s: float = Field(default=15.0, gt=0)
+
+    @model_validator(mode="after")
+    def _heartbeat_inside_lease(self) -> TaskSettings:
+        if self.heartbeat_s >= self.lease_s:
+            raise ValueError(
+                f"tasks.heartbeat_s ({self.heartbeat_s}) must be shorter than tasks.lease_s ({self.lease_s}); "
+                "a third of the lease is a good value"
+            )
+        return self
+
+
 class ServerSettings(_Strict):
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
@@ -157,6 +204,8 @@ class Settings(BaseSettings):
     redis_prefix: str = Field(default="aitp", min_length=1, max_length=64, pattern=r"^[A-Za-z0-9:_.-]+$")
     data_dir: Path = Path("./data")
     database_url: str = ""
+    database_pool_size: int = Field(default=5, ge=1, le=100, description="PostgreSQL connections kept per process")
+    database_max_overflow: int = Field(default=10, ge=0, le=100, description="extra connections under bursts")
     redis_url: str | None = None
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_json: bool = True
@@ -166,6 +215,8 @@ class Settings(BaseSettings):
     retries: RetrySettings = Field(default_factory=RetrySettings)
     usage: UsageSettings = Field(default_factory=UsageSettings)
     budgets: BudgetSettings = Field(default_factory=BudgetSettings)
+    prompts: PromptSettings = Field(default_factory=PromptSettings)
+    tasks: TaskSettings = Field(default_factory=TaskSettings)
 
     @field_validator("database_url")
     @classmethod

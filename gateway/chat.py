@@ -19,21 +19,23 @@ import jsonschema
 import orjson
 from starlette.responses import Response, StreamingResponse
 
-from core.errors import ServiceUnavailable
+from core.errors import InvalidRequest, ServiceUnavailable
 from core.identity.principal import Principal
 
 from .budgets.enforcer import Admission, BudgetEnforcer, Plan
 from .engine import Engine, Served
 from .metrics import GatewayMetrics
+from .prompts.registry import PromptRegistry
+from .prompts.use import PromptCall, prepare
 from .routing import RouteDecision, RoutingPolicy
-from .schemas import ChatRequest, parse
+from .schemas import ChatRequest, PromptRef, parse
 from .streaming import StreamRelay
 from .usage import Usage, UsageRecorder
 
 log = logging.getLogger("aitp.gateway.chat")
 
 # Fields aitp consumes itself; the rest of the body goes to the upstream as sent.
-_CONSUMED = frozenset({"model", "metadata", "stream", "stream_options"})
+_CONSUMED = frozenset({"model", "metadata", "stream", "stream_options", "prompt"})
 
 
 @dataclass(slots=True)
@@ -126,17 +128,25 @@ class ChatService:
         recorder: UsageRecorder,
         metrics: GatewayMetrics,
         budgets: BudgetEnforcer,
+        prompts: PromptRegistry | None = None,
     ) -> None:
         self._engine = engine
         self._policy = policy
         self._recorder = recorder
         self._metrics = metrics
         self._budgets = budgets
+        self._prompts = prompts
 
     async def handle(self, body: Any, ctx: CallContext) -> Response:
         request: ChatRequest = parse(ChatRequest, body)
         ctx.principal.require_spend()
         ctx.principal.require_model(request.model)
+        prompt: PromptCall | None = None
+        if request.prompt is not None:
+            # Rendered before routing: the prompt's messages, tier hint and response schema decide the route.
+            prompt = await self._prepare(request.prompt)
+            body = prompt.apply(body)
+            request = parse(ChatRequest, body)
         engine = await self._engine.get()
         plan = await self._budgets.plan(ctx.principal, request.user)
         messages = body["messages"]
@@ -147,13 +157,20 @@ class ChatService:
                 counted.append(engine.count_tokens(messages))
             return counted[0]
 
-        decision = self._policy.decide(request, count, downgrade=plan.downgrade)
+        decision = self._policy.decide(
+            request, count, prompt_tier=prompt.tier if prompt else None, downgrade=plan.downgrade
+        )
         self._metrics.route_decisions.labels(decision.tier or "none", decision.reason).inc()
         payload = {k: v for k, v in body.items() if k not in _CONSUMED}
-        call = _Call(request, payload, decision, ctx, plan, count)
+        call = _Call(request, payload, decision, ctx, plan, count, prompt)
         if request.stream:
             return await self._stream(engine, call)
         return await self._complete(engine, call)
+
+    async def _prepare(self, ref: PromptRef) -> PromptCall:
+        if self._prompts is None:
+            raise InvalidRequest("this gateway has no prompt registry; send messages instead", param="prompt")
+        return await prepare(self._prompts, ref)
 
     async def _admit(self, engine: Engine, call: _Call, group: str) -> Admission:
         """Reserve the worst case for one upstream call and cap max_tokens to what was reserved."""
@@ -189,6 +206,8 @@ class ChatService:
             user=call.request.user,
             tier=call.decision.tier,
             route_reason=call.decision.reason,
+            prompt_name=call.prompt.name if call.prompt else None,
+            prompt_version=call.prompt.version if call.prompt else None,
         )
 
     def _account(self, usage: Usage, engine: Engine, served: Served, response: Any) -> None:
@@ -303,6 +322,7 @@ class _Call:
     ctx: CallContext
     plan: Plan
     count: Callable[[], int]
+    prompt: PromptCall | None = None
     capped: int | None = None
 
 
@@ -326,6 +346,8 @@ def _headers(served: Served, usage: Usage, reason: str, call: _Call, streaming: 
         "x-aitp-cost-usd": "pending" if streaming else f"{usage.cost_usd:.8f}",
         "cache-control": "no-cache",
     }
+    if call.prompt is not None:
+        headers["x-aitp-prompt"] = call.prompt.tag
     if call.capped is not None:
         # Budgets reserve the worst case; the completion was capped to what was reserved.
         headers["x-aitp-max-tokens"] = str(call.capped)

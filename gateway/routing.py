@@ -28,7 +28,7 @@ class RouteDecision:
 def _utf8_upper_bound(request: ChatRequest) -> int:
     """Bytes bound tokens from above (byte-level BPE emits at least one byte a token)."""
     total = 0
-    for message in request.messages:
+    for message in request.messages or ():
         total += 8  # role and framing tokens
         content = message.content
         if isinstance(content, str):
@@ -72,7 +72,9 @@ class RoutingPolicy:
     def _auto(self, request: ChatRequest, count_tokens: Callable[[], int], hint: str | None) -> RouteDecision:
         settings = self._settings
         if hint in TIERS:
-            return RouteDecision(group=hint, tier=hint, reason=f"prompt_tier_{hint}")  # type: ignore[arg-type]
+            # A prompt that says turbo and wants JSON-schema output still gets the cascade to plus.
+            cascade = hint == "turbo" and request.json_schema is not None and settings.cascade
+            return RouteDecision(group=hint, tier=hint, reason=f"prompt_tier_{hint}", cascade=cascade)  # type: ignore[arg-type]
         if request.tools:
             return self._tier(settings.tools_tier, "tools", request)
         if request.json_schema is not None:

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
 from core.validation import parse
 
@@ -43,11 +44,29 @@ class StreamOptions(BaseModel):
     include_usage: bool | None = None
 
 
+class PromptRef(BaseModel):
+    """A registry prompt to render before the request's own messages (``extra_body={"prompt": …}``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=128)
+    version: int | None = Field(default=None, ge=1, description="a published version; default: the label's")
+    label: str | None = Field(default=None, min_length=1, max_length=64, description="default: production")
+    variables: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _one_selector(self) -> PromptRef:
+        if self.version is not None and self.label is not None:
+            raise ValueError("give prompt.version or prompt.label, not both")
+        return self
+
+
 class ChatRequest(BaseModel):
     model_config = ConfigDict(extra="allow")
 
     model: str = Field(min_length=1)
-    messages: list[Message] = Field(min_length=1)
+    prompt: PromptRef | None = None  # validated before messages, which it makes optional
+    messages: list[Message] | None = Field(default=None, validate_default=True)
     stream: bool = False
     stream_options: StreamOptions | None = None
     tools: list[dict[str, Any]] | None = None
@@ -61,6 +80,18 @@ class ChatRequest(BaseModel):
     n: int | None = Field(default=None, ge=1, le=16)
     user: str | None = Field(default=None, max_length=256)
     metadata: dict[str, str] | None = None
+
+    @field_validator("messages")
+    @classmethod
+    def _messages_or_prompt(cls, value: list[Message] | None, info: ValidationInfo) -> list[Message] | None:
+        # Messages are optional (or empty, as the openai SDK needs the argument) only with a prompt.
+        # A prompt that failed validation is not in info.data: its own error is the one to report.
+        if "prompt" in info.data and info.data["prompt"] is None:
+            if value is None:
+                raise PydanticCustomError("missing", "Field required")
+            if not value:
+                raise PydanticCustomError("too_short", "List should have at least 1 item, not 0")
+        return value
 
     @property
     def json_schema(self) -> dict[str, Any] | None:
@@ -91,4 +122,4 @@ class EmbeddingRequest(BaseModel):
         return value
 
 
-__all__ = ["ChatRequest", "EmbeddingRequest", "Message", "ResponseFormat", "StreamOptions", "parse"]
+__all__ = ["ChatRequest", "EmbeddingRequest", "Message", "PromptRef", "ResponseFormat", "StreamOptions", "parse"]

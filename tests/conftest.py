@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import re
 import secrets
@@ -286,3 +287,52 @@ async def gateway(
     """The main gateway server, once on SQLite and once on PostgreSQL."""
     url = await pg_databases.create() if request.param == "postgres" else None
     return await asyncio.to_thread(server_factory, gateway_config(fake), url)
+
+
+@dataclass
+class Worker:
+    """A live ``aitp worker`` process group (its own session, so ``kill -9`` takes every process of it)."""
+
+    process: subprocess.Popen[bytes]
+    log_path: Path
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def kill(self) -> None:
+        """SIGKILL the whole group: the machine died mid-task."""
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait()
+
+    def stop(self, timeout: float = 30) -> None:
+        """SIGTERM: graceful shutdown."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+
+def start_worker(server: Server, *args: str, extra_env: dict[str, str] | None = None) -> Worker:
+    """``aitp worker`` with the server's settings (database, Redis, config); waits until it is ready."""
+    log_path = server.log_path.parent / f"worker-{secrets.token_hex(3)}.log"
+    log_file = log_path.open("wb")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "aitp.cli", "worker", *args],
+        cwd=server.log_path.parent,
+        env={**server.env, **(extra_env or {})},
+        stdout=log_file,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    worker = Worker(process, log_path)
+    processes = int(args[args.index("--processes") + 1]) if "--processes" in args else 1
+    deadline = time.monotonic() + 60
+    while worker.log().count("worker ready") < processes:
+        if process.poll() is not None or time.monotonic() > deadline:
+            worker.kill()
+            raise RuntimeError(f"aitp worker did not start:\n{worker.log()}")
+        time.sleep(0.05)
+    return worker

@@ -1,0 +1,74 @@
+"""What a running task sees: its input, attempt and review, and the calls that report progress.
+
+Every call writes under the task's lease. A task that was asked to cancel
+stops at its next step boundary: :meth:`TaskContext.step` and
+:meth:`TaskContext.check_cancelled` raise :class:`Cancelled`, which the
+executor turns into the ``cancelled`` status.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NoReturn
+
+from .leases import Lease, LeaseStore
+
+
+class Cancelled(Exception):
+    """The task was asked to cancel; raised at a step boundary."""
+
+
+class Paused(Exception):
+    """The task is waiting for a human review; it resumes when ``POST /api/tasks/{id}/review`` answers."""
+
+
+class TaskContext:
+    def __init__(self, lease: Lease, leases: LeaseStore) -> None:
+        self._lease = lease
+        self._leases = leases
+        self.cancel_requested = False
+
+    @property
+    def task_id(self) -> str:
+        return self._lease.task_id
+
+    @property
+    def project_id(self) -> str:
+        return self._lease.project_id
+
+    @property
+    def attempt(self) -> int:
+        """1 on the first execution; retries, crashes and resumes after review count up."""
+        return self._lease.attempt
+
+    @property
+    def review(self) -> dict[str, Any] | None:
+        """The review decision ``{action, feedback, corrected_body}`` once the task was reviewed."""
+        return self._lease.review
+
+    @property
+    def checkpoint(self) -> Any:
+        """What the last :meth:`save_checkpoint` stored (None at first): where a resumed task picks up."""
+        return self._lease.checkpoint
+
+    def check_cancelled(self) -> None:
+        if self.cancel_requested:
+            raise Cancelled
+
+    async def step(self, name: str, progress: int) -> None:
+        """Start step ``name`` at ``progress`` percent (0 to 100); stops here when cancel was requested."""
+        self.check_cancelled()
+        progress = max(0, min(100, int(progress)))
+        self.cancel_requested = await self._leases.step(self._lease, name[:200], progress) or self.cancel_requested
+        self.check_cancelled()
+
+    async def emit(self, type_: str, data: dict[str, Any] | None = None) -> None:
+        """Append a notice to the task's event log (shown on its SSE stream)."""
+        self.cancel_requested = await self._leases.emit(self._lease, type_, data) or self.cancel_requested
+
+    async def save_checkpoint(self, state: Any) -> None:
+        await self._leases.save_checkpoint(self._lease, state)
+
+    async def pause_for_review(self, interrupt_data: Any) -> NoReturn:
+        """Stop here, durably, until a reviewer answers; the task then runs again with :attr:`review` set."""
+        await self._leases.pause(self._lease, interrupt_data)
+        raise Paused

@@ -1,0 +1,158 @@
+"""Task REST API: submit, read, list, cancel, review and stats under ``/api/tasks``.
+
+Any key of a project reads its tasks; submitting, cancelling and reviewing
+need a member or admin key. Another project's task answers 404, exactly like
+a missing one. The server admin key sees every project.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any, Literal
+
+import redis
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route, WebSocketRoute
+
+from core.errors import Forbidden, InvalidRequest
+from core.http import JSONResponse, read_json
+from core.identity.principal import Principal
+from core.validation import parse, query_int
+
+from .runtime import TaskRuntime
+from .store import task_view
+from .stream import event_stream, notifications
+from .tables import STATUSES
+
+log = logging.getLogger("aitp.agents.routes")
+
+Authenticate = Callable[[str | None], Awaitable[Principal]]  # the Authorization header -> who calls
+
+
+class SubmitSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    kind: str = Field(min_length=1, max_length=64, description="a registered task kind, e.g. system.sleep")
+    input: dict[str, Any] = Field(default_factory=dict, description="validated against the kind's input model")
+    idempotency_key: str | None = Field(
+        default=None, min_length=1, max_length=200, description="the same key returns the same task"
+    )
+    priority: int = Field(default=0, ge=-100, le=100)
+
+
+class ReviewSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    action: Literal["approved", "rejected", "corrected"]
+    feedback: str | None = Field(default=None, max_length=20_000)
+    corrected_body: Any = None
+
+    @model_validator(mode="after")
+    def _corrected_needs_body(self) -> ReviewSpec:
+        if self.action == "corrected" and self.corrected_body is None:
+            raise ValueError("action 'corrected' needs a corrected_body")
+        return self
+
+
+def require_writer(principal: Principal) -> None:
+    if principal.role == "viewer" and not principal.root:
+        raise Forbidden(
+            "this key has the viewer role: it can read tasks but not submit, cancel or review them; "
+            "use a member or admin key",
+            code="role_forbidden",
+        )
+
+
+def task_routes(authenticate_header: Authenticate, runtime: TaskRuntime) -> list[BaseRoute]:
+    store = runtime.store
+
+    async def authenticate(request: Request) -> Principal:
+        return await authenticate_header(request.headers.get("authorization"))
+
+    def scope(principal: Principal) -> str | None:
+        """The project whose tasks this key sees (None: every project, for the server admin key)."""
+        return None if principal.root else principal.project_id
+
+    def enqueue(task_id: str, kind: str) -> None:
+        try:
+            runtime.enqueue(task_id, kind)
+        except (redis.RedisError, OSError) as exc:
+            # The row is durable: the reaper enqueues pending tasks nobody picked up.
+            log.error("could not enqueue task %s (%s); the reaper will retry", task_id, exc)
+
+    async def submit(request: Request) -> Response:
+        principal = await authenticate(request)
+        require_writer(principal)
+        spec = parse(SubmitSpec, await read_json(request))
+        key = spec.idempotency_key or request.headers.get("idempotency-key") or None
+        task_input = runtime.kinds.validate(spec.kind, spec.input)
+        row, created = await store.submit(
+            project_id=principal.project_id,
+            key_id=principal.key_id,
+            kind=spec.kind,
+            input=task_input,
+            idempotency_key=key,
+            priority=spec.priority,
+            max_attempts=runtime.settings.max_attempts,
+        )
+        if created:
+            enqueue(row["id"], row["kind"])
+        return JSONResponse(task_view(row), status_code=201 if created else 200)
+
+    async def get_task(request: Request) -> Response:
+        principal = await authenticate(request)
+        return JSONResponse(task_view(await store.get(request.path_params["task_id"], scope(principal))))
+
+    async def list_tasks(request: Request) -> Response:
+        principal = await authenticate(request)
+        params = request.query_params
+        status = params.get("status") or None
+        if status is not None and status not in STATUSES:
+            raise InvalidRequest(
+                f"query parameter 'status' must be one of {', '.join(STATUSES)}, got {status!r}", param="status"
+            )
+        kind = params.get("kind") or None
+        if kind is not None:
+            runtime.kinds.get(kind)
+        limit = query_int(params, "limit", 50, 1, 500)
+        offset = query_int(params, "offset", 0, 0, 10**9)
+        total, rows = await store.find(scope(principal), status, kind, limit, offset)
+        return JSONResponse({"total": total, "items": [task_view(r) for r in rows], "limit": limit, "offset": offset})
+
+    async def cancel(request: Request) -> Response:
+        principal = await authenticate(request)
+        require_writer(principal)
+        row = await store.cancel(request.path_params["task_id"], scope(principal))
+        return JSONResponse(task_view(row))
+
+    async def review(request: Request) -> Response:
+        principal = await authenticate(request)
+        require_writer(principal)
+        task_id = request.path_params["task_id"]
+        await store.get(task_id, scope(principal))  # 404 before a 400 about the body
+        decision = parse(ReviewSpec, await read_json(request)).model_dump(mode="json")
+        row = await store.review(task_id, scope(principal), decision)
+        enqueue(row["id"], row["kind"])
+        return JSONResponse(task_view(row))
+
+    async def stats(request: Request) -> Response:
+        principal = await authenticate(request)
+        return JSONResponse(await store.stats(scope(principal)))
+
+    async def events(request: Request) -> Response:
+        principal = await authenticate(request)
+        return await event_stream(request, runtime, scope(principal))
+
+    return [
+        Route("/api/tasks", submit, methods=["POST"]),
+        Route("/api/tasks", list_tasks, methods=["GET"]),
+        Route("/api/tasks/stats", stats, methods=["GET"]),
+        Route("/api/tasks/{task_id}", get_task, methods=["GET"]),
+        Route("/api/tasks/{task_id}/cancel", cancel, methods=["POST"]),
+        Route("/api/tasks/{task_id}/review", review, methods=["POST"]),
+        Route("/api/tasks/{task_id}/events", events, methods=["GET"]),
+        WebSocketRoute("/api/ws", notifications(authenticate_header, runtime)),
+    ]
