@@ -546,17 +546,18 @@ def _log_tail(path: Path, lines: int = 25) -> str:
 # ---------------------------------------------------------------------- targets
 
 
+# Both gateways call the default tier's provider, DashScope (priced in litellm's map), at the fake.
 def _aitp_yaml(fake_port: int) -> str:
     base = f"http://{HOST}:{fake_port}/v1"
     return (
         "models:\n"
         "  - name: bench-turbo\n"
-        "    model: openai/qwen-turbo\n"
+        "    model: dashscope/qwen-turbo\n"
         "    tier: turbo\n"
         f"    api_base: {base}\n"
         "    api_key: fake\n"
         "  - name: bench-plus\n"
-        "    model: openai/qwen-plus\n"
+        "    model: dashscope/qwen-plus\n"
         "    tier: plus\n"
         f"    api_base: {base}\n"
         "    api_key: fake\n"
@@ -569,7 +570,7 @@ def _proxy_yaml(fake_port: int) -> str:
         "model_list:\n"
         "  - model_name: turbo\n"
         "    litellm_params:\n"
-        "      model: openai/qwen-turbo\n"
+        "      model: dashscope/qwen-turbo\n"
         f"      api_base: http://{HOST}:{fake_port}/v1\n"
         "      api_key: fake\n"
         "litellm_settings:\n"

@@ -227,7 +227,8 @@ async def run(args: argparse.Namespace, rig: Rig) -> None:
     stop_sampling = asyncio.Event()
     sampler = asyncio.create_task(sample_connections(rig, stop_sampling))
     db = await asyncpg.connect(PG_ADMIN_DSN.rsplit("/", 1)[0] + f"/{rig.database}")
-    limits = httpx.Limits(max_connections=100, max_keepalive_connections=100)
+    # Expire idle connections before uvicorn's 5 s keep-alive does, or a reused one can be closed under us.
+    limits = httpx.Limits(max_connections=100, max_keepalive_connections=100, keepalive_expiry=2.0)
     async with httpx.AsyncClient(base_url=rig.base_url, timeout=60, limits=limits) as http:
         admin = rig.env["AITP_ADMIN_KEY"]
 
