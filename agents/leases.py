@@ -19,8 +19,10 @@ from typing import Any
 from sqlalchemy import and_, bindparam, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from core.timefmt import utc_iso
+
 from .events import LocalBus, TaskEvent
-from .store import Clock, SystemClock, aware, insert_event, iso, tasks
+from .store import Clock, SystemClock, insert_event, tasks
 from .tables import CANCELLED, FAILED, PENDING, REVIEWING, RUNNING, SUCCEEDED
 
 
@@ -221,7 +223,7 @@ class LeaseStore:
                 error = {
                     "type": "worker_lost",
                     "message": f"the worker died {row['attempts']} times running this task; "
-                    f"last seen {iso(aware(row['heartbeat_at']))}",
+                    f"last seen {utc_iso(row['heartbeat_at'])}",
                     "hint": "check the worker logs around that time (out of memory? killed?); "
                     "raise tasks.max_attempts to allow more tries",
                 }

@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from core.errors import NotFound
 from core.identity.projects import Conflict
+from core.timefmt import aware, utc_iso
 
 from .events import LocalBus, TaskEvent
 from .tables import CANCELLED, FAILED, FINISHED, PENDING, REVIEWING, RUNNING, SUCCEEDED, TaskEventRow, TaskRow
@@ -37,18 +38,6 @@ class Clock(Protocol):
 class SystemClock:
     def now(self) -> datetime:
         return datetime.now(UTC)
-
-
-def aware(value: datetime | None) -> datetime | None:
-    """SQLite hands datetimes back without a zone; every stored time is UTC."""
-    if value is None or value.tzinfo is not None:
-        return value
-    return value.replace(tzinfo=UTC)
-
-
-def iso(value: datetime | None) -> str | None:
-    stamp = aware(value)
-    return None if stamp is None else stamp.isoformat().replace("+00:00", "Z")
 
 
 def task_view(row: Mapping[Any, Any]) -> dict[str, Any]:
@@ -71,11 +60,11 @@ def task_view(row: Mapping[Any, Any]) -> dict[str, Any]:
         "priority": row["priority"],
         "attempts": row["attempts"],
         "max_attempts": row["max_attempts"],
-        "created_at": iso(row["created_at"]),
-        "started_at": iso(row["started_at"]),
-        "finished_at": iso(row["finished_at"]),
-        "updated_at": iso(row["updated_at"]),
-        "heartbeat_at": iso(row["heartbeat_at"]),
+        "created_at": utc_iso(row["created_at"]),
+        "started_at": utc_iso(row["started_at"]),
+        "finished_at": utc_iso(row["finished_at"]),
+        "updated_at": utc_iso(row["updated_at"]),
+        "heartbeat_at": utc_iso(row["heartbeat_at"]),
     }
 
 
@@ -84,12 +73,12 @@ async def insert_event(
 ) -> TaskEvent:
     values = {"task_id": task_id, "project_id": project_id, "type": type_, "data": data, "created_at": now}
     event_id = (await conn.execute(INSERT_EVENT, values)).scalar_one()
-    return TaskEvent(event_id, task_id, project_id, type_, data, iso(now) or "")
+    return TaskEvent(event_id, task_id, project_id, type_, data, utc_iso(now) or "")
 
 
 def event_from_row(row: Mapping[Any, Any]) -> TaskEvent:
     return TaskEvent(
-        row["id"], row["task_id"], row["project_id"], row["type"], row["data"], iso(row["created_at"]) or ""
+        row["id"], row["task_id"], row["project_id"], row["type"], row["data"], utc_iso(row["created_at"]) or ""
     )
 
 

@@ -17,6 +17,7 @@ from sqlalchemy import bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
 from core.errors import NotFound, Unauthorized
+from core.timefmt import aware, utc_iso
 
 from .principal import DEFAULT_PROJECT, ROOT_KEY_ID, Principal, Role
 from .tables import ApiKeyRow
@@ -42,7 +43,7 @@ class NewKey:
 
 def key_view(row: ApiKeyRow, now: datetime | None = None) -> dict[str, object]:
     now = now or datetime.now(UTC)
-    expires = _aware(row.expires_at)
+    expires = aware(row.expires_at)
     status = "revoked" if row.revoked_at else ("expired" if expires and expires <= now else "active")
     return {
         "id": row.id,
@@ -51,25 +52,15 @@ def key_view(row: ApiKeyRow, now: datetime | None = None) -> dict[str, object]:
         "prefix": row.prefix,
         "role": row.role,
         "allowed_models": row.allowed_models,
-        "expires_at": _iso(expires),
+        "expires_at": utc_iso(expires),
         "rpm": row.rpm,
         "tpm": row.tpm,
         "status": status,
-        "created_at": _iso(_aware(row.created_at)),
+        "created_at": utc_iso(row.created_at),
         "created_by": row.created_by,
-        "revoked_at": _iso(_aware(row.revoked_at)),
+        "revoked_at": utc_iso(row.revoked_at),
         "revoked_reason": row.revoked_reason,
     }
-
-
-def _aware(value: datetime | None) -> datetime | None:
-    if value is None:
-        return None
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
-
-
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat().replace("+00:00", "Z") if value else None
 
 
 class KeyStore:
@@ -146,13 +137,13 @@ class KeyStore:
         if row.revoked_at is not None:
             why = f" ({row.revoked_reason})" if row.revoked_reason else ""
             raise Unauthorized(
-                f"API key {row.prefix}… was revoked at {_iso(_aware(row.revoked_at))}{why}; ask an admin for a new one",
+                f"API key {row.prefix}… was revoked at {utc_iso(row.revoked_at)}{why}; ask an admin for a new one",
                 code="key_revoked",
             )
-        expires = _aware(row.expires_at)
+        expires = aware(row.expires_at)
         if expires is not None and expires <= datetime.now(UTC):
             raise Unauthorized(
-                f"API key {row.prefix}… expired at {_iso(expires)}; ask an admin for a new one", code="key_expired"
+                f"API key {row.prefix}… expired at {utc_iso(expires)}; ask an admin for a new one", code="key_expired"
             )
         return Principal(
             key_id=row.id,

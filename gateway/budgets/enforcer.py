@@ -24,6 +24,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from core.errors import RateLimited, ServiceUnavailable
 from core.identity.principal import Principal
 from core.settings import BudgetSettings
+from core.timefmt import utc_iso
 from gateway.ledger import Charge, CounterState, Ledger, LedgerRefused, LedgerUnavailable, Period, Reservation
 
 from .alerts import AlertSink
@@ -41,10 +42,6 @@ _CLAIM_TTL_S = {"day": 3 * 86400.0, "month": 33 * 86400.0}
 class BudgetExceeded(RateLimited):
     type = "budget_exceeded"
     code = "budget_exceeded"
-
-
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat().replace("+00:00", "Z") if value else None
 
 
 def _limit(budget: BudgetRow, unit: str) -> float | None:
@@ -217,7 +214,7 @@ class BudgetEnforcer:
         return allowance if allowance >= self._settings.min_completion_tokens else None
 
     def _refusal(self, refused: LedgerRefused, plan: Plan) -> RateLimited:
-        resets = _iso(refused.resets_at)
+        resets = utc_iso(refused.resets_at)
         retry = None
         if refused.resets_at is not None:
             retry = max(1, math.ceil((refused.resets_at - datetime.now(UTC)).total_seconds()))
@@ -318,7 +315,7 @@ class BudgetEnforcer:
                 if exhausted == counter(budget, unit):
                     ratio = max(ratio, 1.0)
                 self.used_ratio.labels(budget.name).set(ratio)
-                window = _iso(state.window_start) or "total"
+                window = utc_iso(state.window_start) or "total"
                 for threshold in budget.thresholds:
                     if ratio + 1e-12 < threshold:
                         break
@@ -352,8 +349,8 @@ class BudgetEnforcer:
                 "reserved": state.reserved,
                 "remaining": max(0.0, limit - used - state.reserved),
                 "used_ratio": ratio,
-                "window_start": _iso(state.window_start),
-                "resets_at": _iso(state.resets_at),
+                "window_start": utc_iso(state.window_start),
+                "resets_at": utc_iso(state.resets_at),
             }
             # Requests reserve their worst case, so a block budget refuses before `used` reaches the limit:
             # call it blocking once what remains cannot take even a minimal request.

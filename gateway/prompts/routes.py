@@ -22,6 +22,7 @@ from core.http import JSONResponse, read_json, request_id
 from core.identity.principal import Principal
 from core.identity.projects import Conflict
 from core.identity.routes import Identity
+from core.timefmt import utc_iso
 from core.validation import parse, query_int
 from gateway.reports import DEFAULT_WINDOW, parse_instant
 from gateway.schemas import PromptRef
@@ -57,13 +58,6 @@ class RenderSpec(BaseModel):
     variables: dict[str, Any] = Field(default_factory=dict)
 
 
-def _iso(value: datetime | None) -> str | None:
-    if value is None:
-        return None
-    value = value if value.tzinfo else value.replace(tzinfo=UTC)
-    return value.isoformat().replace("+00:00", "Z")
-
-
 def version_view(version: PromptVersion, full: bool = False) -> dict[str, Any]:
     view: dict[str, Any] = {
         "name": version.name,
@@ -72,7 +66,7 @@ def version_view(version: PromptVersion, full: bool = False) -> dict[str, Any]:
         "description": version.spec.description,
         "tier": version.spec.tier,
         "source": version.source,
-        "created_at": _iso(version.created_at),
+        "created_at": utc_iso(version.created_at),
         "created_by": version.created_by,
     }
     if full:
@@ -89,7 +83,7 @@ def row_version_view(row: RowMapping) -> dict[str, Any]:
         "description": spec.get("description", ""),
         "tier": spec.get("tier", "auto"),
         "source": row["source"],
-        "created_at": _iso(row["created_at"]),
+        "created_at": utc_iso(row["created_at"]),
         "created_by": row["created_by"],
     }
 
@@ -102,7 +96,7 @@ def label_view(row: RowMapping) -> dict[str, Any]:
         "weight": row["weight"],
         "pinned": row["pinned"],
         "revision": row["revision"],
-        "updated_at": _iso(row["updated_at"]),
+        "updated_at": utc_iso(row["updated_at"]),
         "updated_by": row["updated_by"],
     }
 
@@ -167,7 +161,7 @@ def prompt_routes(identity: Identity, registry: PromptRegistry, usage_db: AsyncE
                 "items": [
                     {
                         **{k: v for k, v in item.items() if k not in ("labels", "updated_at")},
-                        "updated_at": _iso(item["updated_at"]),
+                        "updated_at": utc_iso(item["updated_at"]),
                         "labels": {
                             r["label"]: {"version": r["version"], "weight": r["weight"]} for r in item["labels"]
                         },
@@ -300,8 +294,8 @@ def prompt_routes(identity: Identity, registry: PromptRegistry, usage_db: AsyncE
         return JSONResponse(
             {
                 "name": name,
-                "from": _iso(start),
-                "to": _iso(end),
+                "from": utc_iso(start),
+                "to": utc_iso(end),
                 "project": project,
                 "versions": [
                     {
