@@ -35,6 +35,7 @@ bench: install
 	$(PY) bench/gateway_overhead.py $(BENCH_ARGS)
 	$(PY) bench/budget_race.py $(BENCH_ARGS)
 	$(PY) bench/tasks.py $(BENCH_TASKS_ARGS)
+	$(PY) bench/kb_and_generation.py $(BENCH_KB_ARGS)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache

@@ -8,9 +8,14 @@ executor turns into the ``cancelled`` status.
 
 from __future__ import annotations
 
+import logging
+import os
+import signal
 from typing import Any, NoReturn
 
 from .leases import Lease, LeaseStore
+
+log = logging.getLogger("aitp.agents.context")
 
 
 class Cancelled(Exception):
@@ -22,10 +27,15 @@ class Paused(Exception):
 
 
 class TaskContext:
-    def __init__(self, lease: Lease, leases: LeaseStore) -> None:
+    def __init__(self, lease: Lease, leases: LeaseStore, *, crash_after_checkpoint: bool = False) -> None:
         self._lease = lease
         self._leases = leases
         self.cancel_requested = False
+        # Chaos testing (tasks.crash_after_checkpoint_kinds): this process dies like `kill -9` at the first
+        # step boundary after a checkpoint, so every execution finishes exactly one step.
+        self._crash_after_checkpoint = crash_after_checkpoint
+        self._checkpointed = False
+        self._checkpoint = lease.checkpoint
 
     @property
     def task_id(self) -> str:
@@ -34,6 +44,15 @@ class TaskContext:
     @property
     def project_id(self) -> str:
         return self._lease.project_id
+
+    @property
+    def key_id(self) -> str:
+        """The key that submitted the task; the task's model calls spend under it and its project."""
+        return self._lease.key_id
+
+    @property
+    def kind(self) -> str:
+        return self._lease.kind
 
     @property
     def attempt(self) -> int:
@@ -48,7 +67,7 @@ class TaskContext:
     @property
     def checkpoint(self) -> Any:
         """What the last :meth:`save_checkpoint` stored (None at first): where a resumed task picks up."""
-        return self._lease.checkpoint
+        return self._checkpoint
 
     def check_cancelled(self) -> None:
         if self.cancel_requested:
@@ -57,6 +76,9 @@ class TaskContext:
     async def step(self, name: str, progress: int) -> None:
         """Start step ``name`` at ``progress`` percent (0 to 100); stops here when cancel was requested."""
         self.check_cancelled()
+        if self._crash_after_checkpoint and self._checkpointed:
+            log.warning("chaos: killing this process before step %s", name, extra={"task_id": self.task_id})
+            os.kill(os.getpid(), signal.SIGKILL)
         progress = max(0, min(100, int(progress)))
         self.cancel_requested = await self._leases.step(self._lease, name[:200], progress) or self.cancel_requested
         self.check_cancelled()
@@ -66,7 +88,10 @@ class TaskContext:
         self.cancel_requested = await self._leases.emit(self._lease, type_, data) or self.cancel_requested
 
     async def save_checkpoint(self, state: Any) -> None:
+        """Store ``state`` durably (JSON) under the lease; a resumed execution reads it as :attr:`checkpoint`."""
         await self._leases.save_checkpoint(self._lease, state)
+        self._checkpoint = state
+        self._checkpointed = True
 
     async def pause_for_review(self, interrupt_data: Any) -> NoReturn:
         """Stop here, durably, until a reviewer answers; the task then runs again with :attr:`review` set."""

@@ -112,7 +112,9 @@ class Executor:
             return
         execution.task = asyncio.current_task()  # type: ignore[assignment]
         self._running[task_id] = execution
-        ctx = TaskContext(lease, self._leases)
+        ctx = TaskContext(
+            lease, self._leases, crash_after_checkpoint=kind_name in self._settings.crash_after_checkpoint_kinds
+        )
         beat = asyncio.create_task(self._heartbeat(lease, ctx, execution))
         started = time.monotonic()
         outcome = "succeeded"

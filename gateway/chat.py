@@ -38,6 +38,22 @@ log = logging.getLogger("aitp.gateway.chat")
 _CONSUMED = frozenset({"model", "metadata", "stream", "stream_options", "prompt"})
 
 
+@dataclass(frozen=True, slots=True)
+class Completion:
+    """What an in-process caller gets back from :meth:`ChatService.complete`."""
+
+    content: str
+    model: str
+    tier: str | None
+    route_reason: str
+    cost_usd: float
+    prompt_tokens: int
+    completion_tokens: int
+    prompt_name: str | None
+    prompt_version: int | None
+    request_id: str
+
+
 @dataclass(slots=True)
 class CallContext:
     """Who is calling and when the call started."""
@@ -138,6 +154,34 @@ class ChatService:
         self._prompts = prompts
 
     async def handle(self, body: Any, ctx: CallContext) -> Response:
+        engine, call = await self._begin(body, ctx)
+        if call.request.stream:
+            return await self._stream(engine, call)
+        return await self._complete(engine, call)
+
+    async def complete(self, body: dict[str, Any], ctx: CallContext) -> Completion:
+        """A non-streaming call made in process (agents): routed, budgeted and recorded like an API call."""
+        engine, call = await self._begin({**body, "stream": False}, ctx)
+        response, served, usage, reason = await self._run(engine, call)
+        content = ""
+        try:
+            content = response.choices[0].message.content or ""
+        except (AttributeError, IndexError):
+            content = ""
+        return Completion(
+            content=content,
+            model=served.entry.label,
+            tier=usage.tier,
+            route_reason=reason,
+            cost_usd=usage.cost_usd,
+            prompt_tokens=usage.prompt_tokens,
+            completion_tokens=usage.completion_tokens,
+            prompt_name=call.prompt.name if call.prompt else None,
+            prompt_version=call.prompt.version if call.prompt else None,
+            request_id=ctx.request_id,
+        )
+
+    async def _begin(self, body: Any, ctx: CallContext) -> tuple[Engine, _Call]:
         request: ChatRequest = parse(ChatRequest, body)
         ctx.principal.require_spend()
         ctx.principal.require_model(request.model)
@@ -162,10 +206,7 @@ class ChatService:
         )
         self._metrics.route_decisions.labels(decision.tier or "none", decision.reason).inc()
         payload = {k: v for k, v in body.items() if k not in _CONSUMED}
-        call = _Call(request, payload, decision, ctx, plan, count, prompt)
-        if request.stream:
-            return await self._stream(engine, call)
-        return await self._complete(engine, call)
+        return engine, _Call(request, payload, decision, ctx, plan, count, prompt)
 
     async def _prepare(self, ref: PromptRef) -> PromptCall:
         if self._prompts is None:
@@ -258,6 +299,11 @@ class ChatService:
         return response, served, admission
 
     async def _complete(self, engine: Engine, call: _Call) -> Response:
+        response, served, usage, reason = await self._run(engine, call)
+        headers = _headers(served, usage, reason, call)
+        return Response(response.model_dump_json(exclude_none=True), media_type="application/json", headers=headers)
+
+    async def _run(self, engine: Engine, call: _Call) -> tuple[Any, Served, Usage, str]:
         usage = self._usage(call)
         response, served, admission = await self._call(engine, call.decision.group, call, usage)
         self._account(usage, engine, served, response)
@@ -280,8 +326,7 @@ class ChatService:
                 await self._settle(admission, usage)
         usage.route_reason = reason
         self._finish(usage, call.ctx)
-        headers = _headers(served, usage, reason, call)
-        return Response(response.model_dump_json(exclude_none=True), media_type="application/json", headers=headers)
+        return response, served, usage, reason
 
     async def _stream(self, engine: Engine, call: _Call) -> Response:
         usage = self._usage(call)

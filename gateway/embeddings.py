@@ -13,6 +13,7 @@ from core.settings import TIERS
 from .budgets.enforcer import BudgetEnforcer
 from .catalog import Catalog
 from .chat import CallContext, EngineRef
+from .engine import Served
 from .metrics import GatewayMetrics
 from .schemas import EmbeddingRequest, parse
 from .usage import Usage, UsageRecorder
@@ -42,6 +43,22 @@ class EmbeddingService:
             self._metrics.spend.labels("none").inc(usage.cost_usd)
 
     async def handle(self, body: Any, ctx: CallContext) -> Response:
+        response, served, usage = await self._run(body, ctx)
+        headers = {
+            "x-aitp-model": served.entry.label,
+            "x-aitp-tier": "none",
+            "x-aitp-route-reason": "explicit_model",
+            "x-aitp-cost-usd": f"{usage.cost_usd:.8f}",
+        }
+        return Response(response.model_dump_json(exclude_none=True), media_type="application/json", headers=headers)
+
+    async def embed(self, model: str, texts: list[str], ctx: CallContext) -> list[list[float]]:
+        """Vectors for ``texts``, called in process (the knowledge base): budgeted and recorded like an API call."""
+        response, _, _ = await self._run({"model": model, "input": texts}, ctx)
+        items = sorted(response.data, key=lambda item: _field(item, "index"))
+        return [list(_field(item, "embedding")) for item in items]
+
+    async def _run(self, body: Any, ctx: CallContext) -> tuple[Any, Served, Usage]:
         request: EmbeddingRequest = parse(EmbeddingRequest, body)
         ctx.principal.require_spend()
         ctx.principal.require_model(request.model)
@@ -81,13 +98,7 @@ class EmbeddingService:
         usage.latency_ms = (time.perf_counter() - ctx.started) * 1000
         self._record(usage)
         await self._budgets.settle(admission, tokens, 0, usage.cost_usd)
-        headers = {
-            "x-aitp-model": served.entry.label,
-            "x-aitp-tier": "none",
-            "x-aitp-route-reason": "explicit_model",
-            "x-aitp-cost-usd": f"{usage.cost_usd:.8f}",
-        }
-        return Response(response.model_dump_json(exclude_none=True), media_type="application/json", headers=headers)
+        return response, served, usage
 
     def _check_model(self, model: str) -> None:
         entry = self._catalog.entries.get(model)
@@ -103,3 +114,7 @@ class EmbeddingService:
             raise ModelNotFound(
                 f"model '{model}' is not served here; GET /v1/models lists the configured deployments", param="model"
             )
+
+
+def _field(item: Any, name: str) -> Any:
+    return item[name] if isinstance(item, dict) else getattr(item, name)

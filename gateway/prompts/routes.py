@@ -29,7 +29,7 @@ from gateway.schemas import PromptRef
 
 from .registry import PRODUCTION, Move, PromptRegistry, PromptVersion
 from .spec import Draft, check_label, from_data, from_yaml
-from .stats import VersionStats, version_stats
+from .stats import AcceptanceSource, VersionStats, version_stats
 from .use import prepare
 
 YAML_TYPES = ("application/yaml", "application/x-yaml", "text/yaml", "text/x-yaml")
@@ -131,7 +131,12 @@ async def _draft(request: Request) -> Draft:
     return from_data(await read_json(request))
 
 
-def prompt_routes(identity: Identity, registry: PromptRegistry, usage_db: AsyncEngine) -> list[Route]:
+def prompt_routes(
+    identity: Identity,
+    registry: PromptRegistry,
+    usage_db: AsyncEngine,
+    acceptance: AcceptanceSource | None = None,
+) -> list[Route]:
     async def admin(request: Request) -> Principal:
         principal = await identity.principal(request)
         principal.require_root()
@@ -291,6 +296,10 @@ def prompt_routes(identity: Identity, registry: PromptRegistry, usage_db: AsyncE
         for label in await registry.labels(name):
             labels.setdefault(int(label["version"]), []).append(str(label["label"]))
         found = await version_stats(usage_db, name, start, end, project)
+        if acceptance is not None:
+            for version, (accepted, reviewed) in (await acceptance(name, start, end, project)).items():
+                entry = found.setdefault(version, VersionStats())
+                entry.accepted, entry.reviewed = accepted, reviewed
         return JSONResponse(
             {
                 "name": name,

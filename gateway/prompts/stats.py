@@ -12,7 +12,9 @@ versions of a prompt compare like releases:
   schema (a ``schema_failed`` row) over requests.
 - **latency** is per request (its slowest row, which timed the whole
   request), as nearest-rank p50 and p95.
-- **acceptance_rate** is null until test cases record their review.
+- **acceptance_rate** is accepted over reviewed test cases generated with
+  the version (an :data:`AcceptanceSource` supplies the counts); null
+  until a case of that version has been reviewed.
 
 The window (``from``/``to``, default the last 30 days) and project scope are
 those of ``/api/usage``: the root key sees every project or one, any other key
@@ -21,7 +23,7 @@ its own project's calls only.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -35,6 +37,9 @@ from gateway.usage import UsageRecord
 
 C = UsageRecord.__table__.c
 
+# (prompt name, from, to, project or None for all) -> {version: (accepted, reviewed)}
+AcceptanceSource = Callable[[str, datetime, datetime, str | None], Awaitable[dict[int, tuple[int, int]]]]
+
 
 @dataclass(slots=True)
 class VersionStats:
@@ -46,6 +51,8 @@ class VersionStats:
     errors: int = 0
     schema_failures: int = 0
     latencies: Sequence[float] = ()
+    accepted: int = 0
+    reviewed: int = 0
 
     def view(self) -> dict[str, Any]:
         ordered = sorted(self.latencies)
@@ -64,7 +71,9 @@ class VersionStats:
             "schema_failure_rate": round(self.schema_failures / n, 6) if n else None,
             "p50_latency_ms": percentile(ordered, 50),
             "p95_latency_ms": percentile(ordered, 95),
-            "acceptance_rate": None,
+            "reviewed_cases": self.reviewed,
+            "accepted_cases": self.accepted,
+            "acceptance_rate": round(self.accepted / self.reviewed, 6) if self.reviewed else None,
         }
 
 

@@ -75,7 +75,8 @@ async def test_sigterm_releases_the_running_task_to_another_worker(cluster: Serv
     key = project_key(cluster)
     first = await asyncio.to_thread(start_worker, cluster, "--threads", "2")
     workers.append(first)
-    task_id = submit(cluster, key, input={"seconds": 3})["id"]
+    # Long enough to still be running when the second worker is up (it loads litellm while starting).
+    task_id = submit(cluster, key, input={"seconds": 8})["id"]
     await wait_task(cluster, key, task_id, "running")
     workers.append(await asyncio.to_thread(start_worker, cluster, "--threads", "2"))
     await asyncio.to_thread(first.stop)

@@ -1,0 +1,29 @@
+"""What task kinds need from the rest of the platform, built once per process and passed down."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from core.settings import Settings
+from gateway.assembly import GatewayCore
+from gateway.prompts import PromptRegistry
+
+from .kb import KnowledgeBase
+from .llm import AgentLLM
+from .testcases.store import TestCaseStore
+
+
+@dataclass(slots=True)
+class AgentServices:
+    settings: Settings
+    db: AsyncEngine
+    gateway: GatewayCore
+    llm: AgentLLM
+    kb: KnowledgeBase
+    testcases: TestCaseStore
+
+    @property
+    def prompts(self) -> PromptRegistry:
+        return self.gateway.prompts
