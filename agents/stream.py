@@ -69,7 +69,12 @@ async def event_stream(request: Request, runtime: TaskRuntime, project_id: str |
                 async for event in catch_up():
                     yield _sse(event)
                     ended = ended or event.type in TERMINAL_TYPES
-                if ended or (await store.get(task_id, None))["status"] in FINISHED:
+                if ended:
+                    return
+                if (await store.get(task_id, None))["status"] in FINISHED:
+                    # It finished after the read above: its final events are in the log now.
+                    async for event in catch_up():
+                        yield _sse(event)
                     return
                 # Wait for this task's next live event; on silence send a keep-alive and read the log anyway.
                 deadline = asyncio.get_running_loop().time() + keepalive

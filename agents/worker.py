@@ -71,7 +71,8 @@ def run_worker(settings: Settings, *, threads: int, queues: set[str] | None, met
     run(migrate(engine))
 
     async def start() -> None:
-        core.load_engine()  # agents call models in process; litellm loads while the worker starts
+        # Agents call models in process; litellm (~5 s of CPU, ~190 MB) loads when a task first needs it.
+        core.engine_ref.load_on_demand(core.load_engine)
         await core.start()
         await runtime.start(execute=True, threads=threads, queues=queues, api=False)
 

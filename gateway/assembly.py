@@ -53,6 +53,7 @@ class GatewayCore:
 
     def load_engine(self) -> asyncio.Future[object]:
         """Start loading litellm in a thread; callers of the chat service wait for it."""
+        self.engine_ref.loading = True
         loading = asyncio.get_running_loop().run_in_executor(None, load_engine, self.catalog, self.settings.retries)
         loading.add_done_callback(self.engine_ref.resolve)
         # litellm leaves ~400k long-lived objects; a full collection over them stalls every request for

@@ -78,6 +78,12 @@ class EngineRef:
         self._engine: Engine | None = None
         self._error: BaseException | None = None
         self._event = asyncio.Event()
+        self._loader: Callable[[], object] | None = None
+        self.loading = False
+
+    def load_on_demand(self, loader: Callable[[], object]) -> None:
+        """Start ``loader`` (which calls :meth:`resolve` when done) on the first :meth:`get`, not before."""
+        self._loader = loader
 
     def resolve(self, future: asyncio.Future[Engine]) -> None:
         """Done-callback for the loading future (runs on the event loop)."""
@@ -102,6 +108,8 @@ class EngineRef:
 
     async def get(self) -> Engine:
         if self._engine is None:
+            if not self.loading and self._loader is not None:
+                self._loader()
             await self._event.wait()
         if self._engine is None:
             raise ServiceUnavailable(f"the LLM engine failed to load ({self._error!r}); see the server log")

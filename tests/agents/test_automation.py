@@ -25,6 +25,7 @@ from agents.kinds import TaskError, TransientError
 from agents.llm import LLMFailure
 from core.db import Base
 from core.errors import InvalidRequest
+from tests.agents.answers import LOGIN_ZH, valid_answer
 from tests.agents.conftest import events, task_config, wait_task
 from tests.conftest import (
     REPO,
@@ -469,7 +470,7 @@ async def chaos_cluster(
         heartbeat_s=0.4,
         reaper_interval_s=0.3,
         max_attempts=20,
-        crash_after_checkpoint_kinds=["automation.generate"],
+        crash_after_checkpoint_kinds=["automation.generate", "testcase.generate"],
     )
     config = {**gateway_config(fake), **tasks}
     server = await asyncio.to_thread(server_factory, config, await pg_databases.create(), extra_env=env)
@@ -484,19 +485,31 @@ async def chaos_cluster(
 async def test_a_worker_killed_after_every_step_resumes_and_never_repeats_the_model_call(
     chaos_cluster: Server, fake: FakeUpstream
 ) -> None:
-    fake.script("qwen-plus", Reply(content=json.dumps(BROWSER_BODY)))
+    fake.script("qwen-plus", Reply(content=json.dumps(BROWSER_BODY)), Reply(content=valid_answer("zh")))
     worker = await asyncio.to_thread(start_worker, chaos_cluster, "--processes", "2", "--threads", "2")
     try:
         key = project_key(chaos_cluster)
         task_id = submit(chaos_cluster, key)
         task = await reviewing(chaos_cluster, key, task_id, timeout=45)
         assert task["interrupt_data"]["generated_body"]["name"] == BROWSER_BODY["name"]
+        # While it waits for review, a test-case generation goes through the same killing.
+        body = {"kind": "testcase.generate", "input": {"requirement": LOGIN_ZH}}
+        generation = chaos_cluster.api("POST", "/api/tasks", key=key, json=body).json()
+        generated = await wait_task(chaos_cluster, key, generation["id"], "succeeded", "failed", timeout=60)
         review(chaos_cluster, key, task_id, action="approved")
         done = await wait_task(chaos_cluster, key, task_id, "succeeded", "failed", timeout=30)
     finally:
         worker.kill()
     assert done["status"] == "succeeded", done
     assert len(generate_calls(fake)) == 1, "a finished generate step is never called again"
+    assert generated["status"] == "succeeded", generated
+    assert generated["result"]["source"] == "llm" and generated["result"]["case_count"] == 2
+    testcase_calls = [r for r in fake.requests if "资深软件测试工程师" in str(r["messages"][0]["content"])]
+    assert len(testcase_calls) == 1, "a finished call_llm step is never called again"
+    restarts = await events(chaos_cluster, generation["id"], "task_started")
+    assert len(restarts) >= 8, "each execution should have finished exactly one step"
+    stored = await chaos_cluster.rows("SELECT count(*) AS n FROM testcases WHERE task_id = :t", t=generation["id"])
+    assert stored[0]["n"] == 2
     started = await events(chaos_cluster, task_id, "task_started")
     assert len(started) >= 10, "each execution should have finished exactly one step"
     cases = await chaos_cluster.rows("SELECT id FROM automation_cases WHERE task_id = :t", t=task_id)

@@ -12,92 +12,10 @@ from typing import Any
 import openpyxl
 import pytest
 
+from tests.agents.answers import CHECKOUT_EN, LOGIN_ZH, valid_answer
 from tests.agents.conftest import task_config, wait_task
 from tests.conftest import FakeUpstream, PostgresDatabases, Server, ServerFactory, gateway_config
 from tests.fakes.llm_upstream import Reply
-
-LOGIN_ZH = (
-    "登录功能需求：\n"
-    "1. 用户名为 4-20 位字母或数字。\n"
-    "2. 密码长度必须在 8 到 20 位之间。\n"
-    "3. 连续输错 5 次密码锁定账号 30 分钟。\n"
-    "4. 登录成功后跳转到首页。"
-)
-CHECKOUT_EN = (
-    "Checkout: the cart must contain between 1 and 99 items. "
-    "A coupon code can be applied once per order. "
-    "Orders above 500 USD must require SMS verification."
-)
-
-
-TEXTS = {
-    "zh": {
-        "points": ["密码长度 8-20 位", "输错 5 次锁定 30 分钟"],
-        "titles": ["密码 8 位可以登录", "连续输错 5 次后账号锁定"],
-        "module": "登录",
-        "pre": "已注册用户 alice",
-        "steps": [
-            ("输入用户名 alice", "输入成功"),
-            ("输入 8 位密码并登录", "跳转首页"),
-            ("连续输错密码 5 次", "提示锁定"),
-        ],
-        "question": "锁定期间是否允许找回密码？",
-    },
-    "en": {
-        "points": ["cart holds 1 to 99 items", "coupon once per order"],
-        "titles": ["Cart with 1 item checks out", "Second coupon is refused"],
-        "module": "checkout",
-        "pre": "a signed-in shopper",
-        "steps": [("add 1 item", "cart shows 1"), ("check out", "order placed"), ("apply a coupon twice", "refused")],
-        "question": "Do coupons stack?",
-    },
-}
-
-
-def valid_answer(language: str = "zh", title_prefix: str = "", duplicate: bool = False) -> str:
-    t = TEXTS[language]
-    steps = [{"step": i, "action": a, "expected": e} for i, (a, e) in enumerate(t["steps"], start=1)]
-    steps[1]["data"] = "Abc12345"
-    return (
-        json.dumps(
-            {
-                "requirement_points": [{"id": f"R{i}", "text": p} for i, p in enumerate(t["points"], start=1)],
-                "cases": [
-                    {
-                        "title": title_prefix + t["titles"][0],
-                        "module": t["module"],
-                        "preconditions": [t["pre"]],
-                        "steps": steps[:2],
-                        "priority": "P0",
-                        "type": "functional",
-                        "covers": ["R1"],
-                    },
-                    {
-                        "title": title_prefix + t["titles"][1],
-                        "module": t["module"],
-                        "preconditions": [],
-                        "steps": [{**steps[2], "step": 1}],
-                        "priority": "P1",
-                        "type": "negative",
-                        "covers": ["R2"],
-                    },
-                ],
-                "open_questions": [t["question"]],
-            },
-            ensure_ascii=False,
-        )
-        if not duplicate
-        else _with_duplicate(valid_answer(language, title_prefix))
-    )
-
-
-def _with_duplicate(answer: str) -> str:
-    """The same answer plus a reworded copy of its first case (same type, same test data)."""
-    data = json.loads(answer)
-    copy = dict(data["cases"][0])
-    copy["title"] = "使用 8 位密码登录成功"
-    data["cases"].append(copy)
-    return json.dumps(data, ensure_ascii=False)
 
 
 def _config(fake: FakeUpstream) -> dict[str, Any]:
@@ -213,8 +131,8 @@ async def test_garbage_everywhere_falls_back_to_heuristic(gen_sqlite: Server, fa
 
 async def test_unreachable_model_falls_back(gen_sqlite: Server, fake: FakeUpstream) -> None:
     _, key = project_key(gen_sqlite)
-    fake.set_default("qwen-plus", Reply(status=503))
-    fake.set_default("qwen-turbo", Reply(status=503))
+    fake.set_default("qwen-plus", Reply(hang_s=3))  # times out (retries.timeout_s is 1.5 s)
+    fake.set_default("qwen-turbo", Reply(status=503))  # and the fallback fails
     task = await done(gen_sqlite, key, generate(gen_sqlite, key, requirement=CHECKOUT_EN, use_knowledge=False))
     assert task["result"]["source"] == "heuristic"
     assert task["result"]["fallback"]["reason"] == "no_model_reachable"
@@ -284,9 +202,9 @@ async def test_review_feeds_acceptance_rate_examples_and_exports(gen: Server, fa
     assert gen.api("GET", base, key=key, params={"format": "pdf"}).status_code == 400
 
 
-async def test_generates_from_a_knowledge_base_document(gen: Server, fake: FakeUpstream) -> None:
-    _, key = project_key(gen)
-    doc = gen.api(
+async def test_generates_from_a_knowledge_base_document(gen_sqlite: Server, fake: FakeUpstream) -> None:
+    _, key = project_key(gen_sqlite)
+    doc = gen_sqlite.api(
         "POST",
         "/api/kb/documents",
         key=key,
@@ -294,11 +212,13 @@ async def test_generates_from_a_knowledge_base_document(gen: Server, fake: FakeU
     )
     assert doc.status_code == 201, doc.text
     fake.script("qwen-plus", Reply(content=valid_answer("en")))
-    task = await done(gen, key, generate(gen, key, document_id=doc.json()["id"]))
+    task = await done(gen_sqlite, key, generate(gen_sqlite, key, document_id=doc.json()["id"]))
     assert task["result"]["requirement"]["source"] == f"kb:{doc.json()['id']}"
     sent = json.dumps(fake.requests_for("qwen-plus")[-1]["messages"])
     assert "SMS verification" in sent
-    missing = await wait_task(gen, key, generate(gen, key, document_id="nope")["id"], "failed", timeout=20)
+    missing = await wait_task(
+        gen_sqlite, key, generate(gen_sqlite, key, document_id="nope")["id"], "failed", timeout=20
+    )
     assert missing["error"]["type"] == "document_not_found"
 
 
@@ -320,6 +240,7 @@ def test_bad_input_is_refused_naming_the_field(gen_sqlite: Server, input_: dict[
     assert response.json()["error"]["param"] == field
 
 
+@pytest.mark.parametrize("embedded", ["sqlite"], indirect=True)
 async def test_echo_only_server_uses_the_heuristic(embedded: Server) -> None:
     key = embedded.new_key(f"tc-{secrets.token_hex(4)}")
     task = await done(embedded, key, generate(embedded, key, requirement=LOGIN_ZH))
