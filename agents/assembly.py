@@ -10,6 +10,7 @@ import logging
 import time
 import uuid
 
+from prometheus_client import CollectorRegistry
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core.identity.principal import Principal
@@ -24,12 +25,15 @@ from .llm import AgentLLM
 from .services import AgentServices
 from .system import SLEEP
 from .testcases.generate import testcase_kind
+from .testcases.metrics import GenerationMetrics
 from .testcases.store import TestCaseStore
 
 log = logging.getLogger("aitp.agents.assembly")
 
 
-def build_services(settings: Settings, db: AsyncEngine, core: GatewayCore) -> AgentServices:
+def build_services(
+    settings: Settings, db: AsyncEngine, core: GatewayCore, registry: CollectorRegistry
+) -> AgentServices:
     if settings.redis_url and not settings.chroma_url:
         log.warning(
             "distributed mode (AITP_REDIS_URL) with an embedded knowledge base: set AITP_CHROMA_URL so that "
@@ -53,6 +57,7 @@ def build_services(settings: Settings, db: AsyncEngine, core: GatewayCore) -> Ag
         llm=AgentLLM(core.chat, core.catalog, settings.generation),
         kb=kb,
         testcases=TestCaseStore(db),
+        metrics=GenerationMetrics(registry),
     )
 
 

@@ -12,6 +12,7 @@ from gateway.prompts import PromptRegistry
 
 from .kb import KnowledgeBase
 from .llm import AgentLLM
+from .testcases.metrics import GenerationMetrics
 from .testcases.store import TestCaseStore
 
 
@@ -23,6 +24,7 @@ class AgentServices:
     llm: AgentLLM
     kb: KnowledgeBase
     testcases: TestCaseStore
+    metrics: GenerationMetrics
 
     @property
     def prompts(self) -> PromptRegistry:

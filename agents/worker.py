@@ -60,7 +60,7 @@ def run_worker(settings: Settings, *, threads: int, queues: set[str] | None, met
     registry = CollectorRegistry()
     redis_async = create_redis(settings.redis_url, settings.redis_max_connections, socket_timeout_s=5.0)
     core = build_gateway_core(settings, engine, redis_async, registry)
-    services = build_services(settings, engine, core)
+    services = build_services(settings, engine, core, registry)
     runtime = TaskRuntime(settings, engine, registry, kinds=build_kinds(services), listen_events=False)
     unknown = (queues or set()) - runtime.queues()
     if unknown:

@@ -86,7 +86,7 @@ def create_app(settings: Settings) -> Starlette:
     )
     core = build_gateway_core(settings, db, redis_client, registry)
     catalog, engine_ref, prompts = core.catalog, core.engine_ref, core.prompts
-    services = build_services(settings, db, core)
+    services = build_services(settings, db, core, registry)
     tasks = TaskRuntime(settings, db, registry, kinds=build_kinds(services))
     state = State(settings=settings, registry=registry, engine_ref=engine_ref)
     identity = Identity(keys=KeyStore(db, resolve_admin_key(settings)), projects=ProjectStore(db), audit=AuditLog(db))
@@ -168,7 +168,7 @@ def create_app(settings: Settings) -> Starlette:
             *budget_routes(identity, core.budget_store, core.enforcer, core.alerts),
             *report_routes(identity.principal, db, plus_price),
             *task_routes(identity.keys.authenticate, tasks),
-            *testcase_routes(identity.keys.authenticate, services.testcases, tasks.store, services.kb),
+            *testcase_routes(identity.keys.authenticate, services, tasks.store),
             *kb_routes(identity.keys.authenticate, services.kb, settings.kb.max_upload_bytes),
             *automation_routes(identity.keys.authenticate, AutomationStore(db)),
             *prompt_routes(identity, prompts, db, services.testcases.acceptance),

@@ -117,6 +117,10 @@ class Generator:
         kept = await self.wf.step("dedupe", 85, lambda: self._dedupe(drafts, source, prompt_tag))
         await self.wf.step("store", 95, lambda: self._store(kept["cases"]))
         stored = [TestCase.model_validate(x) for x in kept["cases"]]
+        self.s.metrics.cases.labels(source).inc(len(stored))
+        self.s.metrics.duplicates.inc(kept["dropped"])
+        if llm.get("fallback"):
+            self.s.metrics.fallbacks.labels(llm["fallback"]["reason"]).inc()
         cover = coverage(points_used, stored)
         return {
             "source": source,

@@ -25,12 +25,13 @@ from core.validation import parse, query_int
 
 from ..kb import KnowledgeBase
 from ..routes import require_writer
+from ..services import AgentServices
 from ..store import TaskStore
 from .coverage import coverage
 from .dedupe import case_text
 from .export import export_csv, export_json, export_markdown, export_xlsx
 from .models import CaseDraft, CaseType, Priority, RequirementPoint, Step, TestCase
-from .store import REVIEW_STATUSES, TestCaseStore
+from .store import REVIEW_STATUSES
 
 log = logging.getLogger("aitp.agents.testcases.routes")
 
@@ -92,9 +93,9 @@ def _merged(current: dict[str, Any], changes: CaseChanges) -> dict[str, Any]:
     return edits
 
 
-def testcase_routes(
-    authenticate: Authenticate, cases: TestCaseStore, tasks: TaskStore, kb: KnowledgeBase
-) -> list[BaseRoute]:
+def testcase_routes(authenticate: Authenticate, services: AgentServices, tasks: TaskStore) -> list[BaseRoute]:
+    cases, kb, metrics = services.testcases, services.kb, services.metrics
+
     async def principal_of(request: Request) -> Principal:
         return await authenticate(request.headers.get("authorization"))
 
@@ -129,6 +130,7 @@ def testcase_routes(
         updated = await cases.review(
             _scope(principal), case_id, status=status, changes=edits, note=body.note, reviewer=principal.key_id
         )
+        metrics.reviews.labels(body.action).inc()
         await _sync_example(kb, updated)
         return JSONResponse(updated)
 

@@ -127,6 +127,9 @@ async def test_garbage_everywhere_falls_back_to_heuristic(gen_sqlite: Server, fa
     values = json.dumps(cases, ensure_ascii=False)
     for boundary in ("7", "8", "20", "21"):
         assert boundary in values
+    metrics = gen_sqlite.api("GET", "/metrics").text
+    assert 'aitp_generation_fallbacks_total{reason="invalid_output"}' in metrics
+    assert 'aitp_testcases_generated_total{source="heuristic"}' in metrics
 
 
 async def test_unreachable_model_falls_back(gen_sqlite: Server, fake: FakeUpstream) -> None:
