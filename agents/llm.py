@@ -88,5 +88,36 @@ class AgentLLM:
             raise LLMFailure(_reason(exc), exc.message, exc.status, exc.code) from None
 
 
+REPAIR_PROMPT = "testcase.repair"
+
+
 def is_echo(completion: Completion) -> bool:
     return completion.model == LOCAL_ECHO
+
+
+def answer_record(done: Completion) -> dict[str, Any]:
+    """What a workflow checkpoints of a model answer (so a resumed task never asks again)."""
+    return {
+        "content": done.content,
+        "model": done.model,
+        "tier": done.tier,
+        "cost_usd": done.cost_usd,
+        "prompt_version": done.prompt_version,
+    }
+
+
+def repair_request(
+    *, invalid_output: str, errors: list[str], schema: dict[str, Any], task: str, language: str, schema_name: str
+) -> dict[str, Any]:
+    """The ``prompt`` and ``response_format`` of a ``testcase.repair`` call for an answer that failed ``schema``."""
+    variables = {
+        "invalid_output": invalid_output or "(empty answer)",
+        "errors": errors or ["the answer is not valid"],
+        "schema": schema,
+        "task": task,
+        "language": language,
+    }
+    return {
+        "prompt": {"name": REPAIR_PROMPT, "variables": variables},
+        "response_format": {"type": "json_schema", "json_schema": {"name": schema_name, "schema": schema}},
+    }

@@ -171,7 +171,6 @@ class ChatService:
         """A non-streaming call made in process (agents): routed, budgeted and recorded like an API call."""
         engine, call = await self._begin({**body, "stream": False}, ctx)
         response, served, usage, reason = await self._run(engine, call)
-        content = ""
         try:
             content = response.choices[0].message.content or ""
         except (AttributeError, IndexError):

@@ -29,7 +29,7 @@ from gateway.schemas import PromptRef
 
 from ..context import TaskContext
 from ..kinds import Kind, TaskError, TransientError
-from ..llm import LLMFailure
+from ..llm import LLMFailure, answer_record, repair_request
 from ..workflow import Workflow
 from .store import AutomationStore
 from .validate import Target, check_text, infer_target, validate_body
@@ -39,7 +39,6 @@ if TYPE_CHECKING:
 
 KIND = "automation.generate"
 PROMPT = "automation.generate"
-REPAIR_PROMPT = "testcase.repair"
 REGENERATED = ("generate", "parse", "validate", "normalize")
 # Workflow state kept beside the step results (saved with every checkpoint); not step names.
 _REJECTIONS = "_rejections"  # [{feedback, body}]: the rejection that was answered with a regeneration
@@ -290,7 +289,7 @@ class AutomationFlow:
         ref = {"name": prompt["name"], "version": prompt["version"], "variables": prompt["variables"]}
         messages = [_feedback_message(rejections[-1], spec.language)] if rejections else None
         done = await self._complete(ctx, step, prompt=ref, messages=messages, model=model)
-        return _answer(done)
+        return answer_record(done)
 
     async def _parse(
         self,
@@ -308,19 +307,15 @@ class AutomationFlow:
         attempts = [{"by": "generate", "model": generated["model"], "errors": result["errors"]}]
         if result["valid"]:
             return {"body": body, "attempts": attempts}
-        variables = {
-            "invalid_output": generated["content"] or "(empty answer)",
-            "errors": result["errors"][:30],
-            "schema": schema,
-            "task": f"a {target} automation test for the test case '{case['title']}'",
-            "language": spec.language,
-        }
-        fmt = {"type": "json_schema", "json_schema": {"name": "automation_generate", "schema": schema}}
-        repaired = _answer(
-            await self._complete(
-                ctx, "repair", prompt={"name": REPAIR_PROMPT, "variables": variables}, response_format=fmt
-            )
+        request = repair_request(
+            invalid_output=generated["content"],
+            errors=result["errors"][:30],
+            schema=schema,
+            task=f"a {target} automation test for the test case '{case['title']}'",
+            language=spec.language,
+            schema_name="automation_generate",
         )
+        repaired = answer_record(await self._complete(ctx, "repair", **request))
         body, result = check_text(repaired["content"], schema, target)
         attempts.append({"by": "repair", "model": repaired["model"], "errors": result["errors"]})
         if result["valid"]:
@@ -457,13 +452,3 @@ def _feedback_message(rejection: dict[str, Any], language: str) -> dict[str, str
             "请按评审意见修改，重新输出完整的 JSON 对象。"
         )
     return {"role": "user", "content": text}
-
-
-def _answer(done: Completion) -> dict[str, Any]:
-    return {
-        "content": done.content,
-        "model": done.model,
-        "tier": done.tier,
-        "cost_usd": done.cost_usd,
-        "prompt_version": done.prompt_version,
-    }

@@ -23,7 +23,7 @@ from gateway.schemas import PromptRef
 
 from ..context import TaskContext
 from ..kinds import Kind, TaskError
-from ..llm import LLMFailure
+from ..llm import LLMFailure, answer_record, is_echo, repair_request
 from ..services import AgentServices
 from ..workflow import Workflow
 from .coverage import coverage
@@ -46,7 +46,6 @@ from .store import new_case_id
 log = logging.getLogger("aitp.agents.testcases")
 
 PROMPT = "testcase.generate"
-REPAIR_PROMPT = "testcase.repair"
 MAX_CONTEXT_CHARS = 1500
 QUERY_CHARS = 300  # the retrieval query: the requirement's opening, which names its subject
 
@@ -260,15 +259,14 @@ class Generator:
     def _repair_args(
         self, plan: dict[str, Any], content: str, errors: list[str], options: GenerationOptions
     ) -> dict[str, Any]:
-        variables = {
-            "invalid_output": content[:60_000] or "(empty answer)",
-            "errors": errors[:50] or ["the answer is not valid"],
-            "schema": plan["schema"] or {},
-            "task": "test cases generated from a requirement",
-            "language": options.language,
-        }
-        fmt = {"type": "json_schema", "json_schema": {"name": "testcase_generate", "schema": plan["schema"] or {}}}
-        return {"prompt": {"name": REPAIR_PROMPT, "variables": variables}, "response_format": fmt}
+        return repair_request(
+            invalid_output=content[:60_000],
+            errors=errors[:50],
+            schema=plan["schema"] or {},
+            task="test cases generated from a requirement",
+            language=options.language,
+            schema_name="testcase_generate",
+        )
 
     async def _ask(self, step: str, args: dict[str, Any]) -> dict[str, Any]:
         try:
@@ -284,14 +282,9 @@ class Generator:
                 raise TaskError(f"the model call was refused: {exc.message}", type="llm_request_invalid") from None
             reason = "budget_blocked" if exc.reason == "budget" else "no_model_reachable"
             return {"failure": {"reason": reason, "detail": exc.message, "code": exc.code}}
-        if done.model.startswith("local/"):
+        if is_echo(done):
             return {"failure": {"reason": "echo_only", "detail": "the request was answered by local/echo"}}
-        return {
-            "content": done.content,
-            "model": done.model,
-            "prompt_version": done.prompt_version,
-            "cost_usd": done.cost_usd,
-        }
+        return answer_record(done)
 
     async def _validate(self, content: str, options: GenerationOptions) -> dict[str, Any]:
         output, errors = validate_output(content)
