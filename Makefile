@@ -2,20 +2,25 @@
 SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
-UV := $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
+# pip puts uv beside whichever interpreter ran it (a pyenv prefix, a venv, ~/.local), so the
+# bootstrap never guesses a path: it runs uv as a module of the python3 that installed it.
+BOOT_PY ?= python3
+UV := $(BOOT_PY) -m uv
 export LITELLM_LOCAL_MODEL_COST_MAP := True
 export UV_LINK_MODE := copy
 # Precompile: this machine sets PYTHONDONTWRITEBYTECODE, so without .pyc files every start
 # would compile litellm from source (seconds per process).
 export UV_COMPILE_BYTECODE := 1
 
-.PHONY: run test lint bench install clean
+.PHONY: run test lint bench install uv clean
 
-$(UV):
-	python3 -m pip install --quiet uv || python3 -m pip install --quiet --user uv
+uv:
+	@$(UV) --version >/dev/null 2>&1 || $(BOOT_PY) -m pip install --quiet uv || $(BOOT_PY) -m pip install --quiet --user uv
+	@$(UV) --version
 
-$(VENV)/.installed: pyproject.toml uv.lock | $(UV)
-	$(UV) sync --frozen --extra dev --python python3
+$(VENV)/.installed: pyproject.toml uv.lock
+	@$(MAKE) --no-print-directory uv
+	$(UV) sync --frozen --extra dev --python $(BOOT_PY)
 	touch $@
 
 install: $(VENV)/.installed
