@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
@@ -50,6 +50,12 @@ class Deployment(_Strict):
         default=True, description="send the request's `user` upstream (litellm drops it for non-OpenAI models)"
     )
     extra: dict[str, Any] = Field(default_factory=dict, description="more litellm_params, passed as is")
+    extra_params: list[Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")]] = Field(
+        default_factory=list,
+        max_length=64,
+        description="provider-specific request fields clients may send (e.g. enable_search); "
+        "they reach the provider only inside extra_body, never as litellm options",
+    )
 
     def resolved_key(self, environ: dict[str, str]) -> str | None:
         if self.api_key:
@@ -128,6 +134,11 @@ class TaskSettings(_Strict):
     retention_interval_s: float = Field(default=3600.0, gt=0)
     metrics_refresh_s: float = Field(default=15.0, gt=0, description="aitp_tasks gauge refresh period")
     sse_keepalive_s: float = Field(default=15.0, gt=0)
+    stream_key_recheck_s: float = Field(
+        default=5.0,
+        gt=0,
+        description="open SSE and WebSocket streams look their key up again this often; a revoked key ends them",
+    )
     crash_after_checkpoint_kinds: list[str] = Field(
         default_factory=list,
         description="chaos testing only: a worker running these kinds kills itself after every checkpoint",

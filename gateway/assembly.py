@@ -22,6 +22,7 @@ from core.settings import Settings
 
 from .budgets.alerts import AlertSink
 from .budgets.enforcer import BudgetEnforcer
+from .budgets.seeding import UsageSeeder
 from .budgets.store import BudgetStore
 from .catalog import Catalog, build_catalog
 from .chat import ChatService, EngineRef
@@ -76,7 +77,12 @@ def build_gateway_core(
     metrics = GatewayMetrics(registry)
     catalog = build_catalog(settings, os.environ)
     ledger = create_ledger(
-        database=db, redis_client=redis_client, prefix=settings.redis_prefix, tz=settings.budgets.timezone
+        database=db,
+        redis_client=redis_client,
+        prefix=settings.redis_prefix,
+        tz=settings.budgets.timezone,
+        # usage_records are the truth; a Redis that lost its counters rebuilds them from the rows
+        seeder=UsageSeeder(db),
     )
     recorder = UsageRecorder(db, settings.usage)
     engine_ref = EngineRef()
@@ -86,7 +92,9 @@ def build_gateway_core(
     prompts = PromptRegistry(
         db, rng=random.Random(settings.prompts.random_seed), cache_size=settings.prompts.cache_versions
     )
-    chat = ChatService(engine_ref, RoutingPolicy(settings.routing, catalog), recorder, metrics, enforcer, prompts)
+    chat = ChatService(
+        engine_ref, catalog, RoutingPolicy(settings.routing, catalog), recorder, metrics, enforcer, prompts
+    )
     embeddings = EmbeddingService(engine_ref, catalog, recorder, enforcer, metrics)
     return GatewayCore(
         settings=settings,

@@ -26,6 +26,7 @@ class Entry:
     litellm_params: dict[str, Any]
     input_cost_per_token: float | None = None
     output_cost_per_token: float | None = None
+    extra_params: frozenset[str] = frozenset()
 
     @property
     def is_echo(self) -> bool:
@@ -47,6 +48,16 @@ class Catalog:
 
     def known(self, model: str) -> bool:
         return model == "auto" or model in TIERS or model in self.entries
+
+    def any_extra_params(self) -> frozenset[str]:
+        """Provider-specific fields some deployment accepts (the set a request may name at all)."""
+        return frozenset().union(*(e.extra_params for e in self.entries.values()))
+
+    def extra_params(self, group: str) -> frozenset[str]:
+        """Provider-specific fields that every deployment able to answer ``group`` accepts."""
+        names = self.tiers.get(group) or ([group] if group in self.entries else [])
+        sets = [self.entries[n].extra_params for n in names]
+        return frozenset.intersection(*sets) if sets else frozenset()
 
     def router_model_list(self) -> list[dict[str, Any]]:
         """litellm Router ``model_list``: each deployment under its own name and under its tier."""
@@ -86,6 +97,7 @@ def _entry(deployment: Deployment, environ: Mapping[str, str], timeout_s: float)
         litellm_params=params,
         input_cost_per_token=deployment.input_cost_per_token,
         output_cost_per_token=deployment.output_cost_per_token,
+        extra_params=frozenset(deployment.extra_params),
     )
 
 

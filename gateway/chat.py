@@ -23,19 +23,17 @@ from core.errors import InvalidRequest, ServiceUnavailable
 from core.identity.principal import Principal
 
 from .budgets.enforcer import Admission, BudgetEnforcer, Plan
+from .catalog import Catalog
 from .engine import Engine, Served
 from .metrics import GatewayMetrics
 from .prompts.registry import PromptRegistry
 from .prompts.use import PromptCall, prepare
 from .routing import RouteDecision, RoutingPolicy
-from .schemas import ChatRequest, PromptRef, parse
+from .schemas import ChatRequest, PromptRef, extra_body, parse, unknown_fields
 from .streaming import StreamRelay
 from .usage import Usage, UsageRecorder
 
 log = logging.getLogger("aitp.gateway.chat")
-
-# Fields aitp consumes itself; the rest of the body goes to the upstream as sent.
-_CONSUMED = frozenset({"model", "metadata", "stream", "stream_options", "prompt"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,6 +146,7 @@ class ChatService:
     def __init__(
         self,
         engine: EngineRef,
+        catalog: Catalog,
         policy: RoutingPolicy,
         recorder: UsageRecorder,
         metrics: GatewayMetrics,
@@ -155,6 +154,7 @@ class ChatService:
         prompts: PromptRegistry | None = None,
     ) -> None:
         self._engine = engine
+        self._catalog = catalog
         self._policy = policy
         self._recorder = recorder
         self._metrics = metrics
@@ -189,18 +189,19 @@ class ChatService:
         )
 
     async def _begin(self, body: Any, ctx: CallContext) -> tuple[Engine, _Call]:
-        request: ChatRequest = parse(ChatRequest, body)
+        request = self._parse(body)
         ctx.principal.require_spend()
         ctx.principal.require_model(request.model)
         prompt: PromptCall | None = None
         if request.prompt is not None:
             # Rendered before routing: the prompt's messages, tier hint and response schema decide the route.
             prompt = await self._prepare(request.prompt)
-            body = prompt.apply(body)
-            request = parse(ChatRequest, body)
+            request = self._parse(prompt.apply(body))
         engine = await self._engine.get()
         plan = await self._budgets.plan(ctx.principal, request.user)
-        messages = body["messages"]
+        # Built from the validated, named fields only: nothing the client sent reaches litellm as an option.
+        payload = request.upstream_params()
+        messages = payload["messages"]
         counted: list[int] = []
 
         def count() -> int:
@@ -211,9 +212,19 @@ class ChatService:
         decision = self._policy.decide(
             request, count, prompt_tier=prompt.tier if prompt else None, downgrade=plan.downgrade
         )
+        allowed = self._catalog.extra_params(decision.group)
+        if decision.cascade:
+            allowed &= self._catalog.extra_params("plus")
+        extras = extra_body(request, allowed, decision.group)
+        if extras:
+            payload["extra_body"] = extras
         self._metrics.route_decisions.labels(decision.tier or "none", decision.reason).inc()
-        payload = {k: v for k, v in body.items() if k not in _CONSUMED}
         return engine, _Call(request, payload, decision, ctx, plan, count, prompt)
+
+    def _parse(self, body: Any) -> ChatRequest:
+        request: ChatRequest = parse(ChatRequest, body)
+        unknown_fields(request, self._catalog.any_extra_params(), "/v1/chat/completions")
+        return request
 
     async def _prepare(self, ref: PromptRef) -> PromptCall:
         if self._prompts is None:

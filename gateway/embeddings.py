@@ -15,7 +15,7 @@ from .catalog import Catalog
 from .chat import CallContext, EngineRef
 from .engine import Served
 from .metrics import GatewayMetrics
-from .schemas import EmbeddingRequest, parse
+from .schemas import EmbeddingRequest, extra_body, parse, unknown_fields
 from .usage import Usage, UsageRecorder
 
 
@@ -60,6 +60,7 @@ class EmbeddingService:
 
     async def _run(self, body: Any, ctx: CallContext) -> tuple[Any, Served, Usage]:
         request: EmbeddingRequest = parse(EmbeddingRequest, body)
+        unknown_fields(request, self._catalog.any_extra_params(), "/v1/embeddings")
         ctx.principal.require_spend()
         ctx.principal.require_model(request.model)
         self._check_model(request.model)
@@ -80,7 +81,11 @@ class EmbeddingService:
             user=request.user,
             route_reason="explicit_model",
         )
-        payload = {k: v for k, v in body.items() if k != "model"}
+        # Named fields only: nothing the client sent reaches litellm as an option.
+        payload = request.upstream_params()
+        extras = extra_body(request, self._catalog.extra_params(request.model), request.model)
+        if extras:
+            payload["extra_body"] = extras
         try:
             response, served = await engine.embed(request.model, payload)
         except Exception as exc:

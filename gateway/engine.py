@@ -19,6 +19,7 @@ from core.settings import RetrySettings
 
 from .catalog import ECHO_PROVIDER, Catalog, Entry
 from .pricing import Price, lookup
+from .schemas import CHAT_UPSTREAM_PARAMS, EMBEDDING_UPSTREAM_PARAMS
 
 log = logging.getLogger("aitp.gateway.engine")
 
@@ -81,6 +82,7 @@ class Engine:
         self._internal.set(True)
 
     async def complete(self, group: str, payload: dict[str, Any]) -> tuple[Any, Served]:
+        _only(payload, _CHAT_KWARGS)
         token = self._internal.set(True)
         try:
             response = await self._router.acompletion(model=group, **payload)
@@ -89,6 +91,7 @@ class Engine:
         return response, self._served(response, group)
 
     async def embed(self, group: str, payload: dict[str, Any]) -> tuple[Any, Served]:
+        _only(payload, _EMBEDDING_KWARGS)
         token = self._internal.set(True)
         try:
             response = await self._router.aembedding(model=group, **payload)
@@ -133,6 +136,18 @@ class Engine:
         if isinstance(exc, litellm.BadRequestError | litellm.UnprocessableEntityError):
             return InvalidRequest(f"the upstream provider refused the request: {detail}")
         return UpstreamError(f"the upstream model failed after retries ({name}: {detail})")
+
+
+# The only keyword arguments the Router ever gets besides ``model``: a second fence behind the request
+# models, because litellm reads any other name (api_base, api_key, num_retries …) as its own option.
+_CHAT_KWARGS = CHAT_UPSTREAM_PARAMS | {"stream", "stream_options", "extra_body"}
+_EMBEDDING_KWARGS = EMBEDDING_UPSTREAM_PARAMS | {"extra_body"}
+
+
+def _only(payload: Mapping[str, Any], allowed: frozenset[str]) -> None:
+    stray = sorted(set(payload) - allowed)
+    if stray:
+        raise RuntimeError(f"refusing to pass {stray} to litellm: not an upstream parameter")
 
 
 def _short(text: str, limit: int = 300) -> str:

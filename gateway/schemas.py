@@ -1,17 +1,24 @@
 """Request bodies of the OpenAI-compatible routes, validated with pydantic.
 
-Only what aitp acts on is typed; everything else OpenAI defines passes through
-to the upstream untouched (``extra="allow"``), so new OpenAI parameters keep
-working without a release of aitp.
+Every top-level field a client may send is named here. The request reaches
+litellm as keyword arguments, and litellm reads many names as its own options
+(``api_base``, ``api_key``, ``num_retries``, ``mock_response`` …), so an
+unnamed field is never forwarded: it is a 400 naming it, unless a deployment
+lists it in ``extra_params`` (provider-specific fields such as DashScope's
+``enable_search``), and then it travels only inside the provider's
+``extra_body``. :meth:`ChatRequest.upstream_params` builds what goes upstream
+from the named fields alone.
 """
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
+from core.errors import InvalidRequest
 from core.validation import parse
 
 Role = Literal["system", "developer", "user", "assistant", "tool", "function"]
@@ -61,24 +68,91 @@ class PromptRef(BaseModel):
         return self
 
 
-class ChatRequest(BaseModel):
+# OpenAI chat-completion parameters that go upstream as they were sent. aitp consumes
+# ``model``, ``prompt``, ``metadata``, ``stream`` and ``stream_options`` itself.
+CHAT_UPSTREAM_PARAMS = frozenset(
+    {
+        "messages",
+        "tools",
+        "tool_choice",
+        "parallel_tool_calls",
+        "functions",
+        "function_call",
+        "response_format",
+        "temperature",
+        "top_p",
+        "max_tokens",
+        "max_completion_tokens",
+        "stop",
+        "n",
+        "user",
+        "frequency_penalty",
+        "presence_penalty",
+        "logit_bias",
+        "logprobs",
+        "top_logprobs",
+        "seed",
+        "modalities",
+        "audio",
+        "prediction",
+        "reasoning_effort",
+        "verbosity",
+        "service_tier",
+        "store",
+        "prompt_cache_key",
+        "safety_identifier",
+        "web_search_options",
+    }
+)
+EMBEDDING_UPSTREAM_PARAMS = frozenset({"input", "dimensions", "encoding_format", "user"})
+
+JSONObject = dict[str, Any]
+
+
+class _OpenAIRequest(BaseModel):
+    """Unknown fields are collected (``model_extra``) so that :func:`unknown_fields` can name them."""
+
     model_config = ConfigDict(extra="allow")
 
-    model: str = Field(min_length=1)
+    def extras(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+
+class ChatRequest(_OpenAIRequest):
+    model: str = Field(min_length=1, max_length=256)
     prompt: PromptRef | None = None  # validated before messages, which it makes optional
     messages: list[Message] | None = Field(default=None, validate_default=True)
     stream: bool = False
     stream_options: StreamOptions | None = None
-    tools: list[dict[str, Any]] | None = None
-    tool_choice: str | dict[str, Any] | None = None
+    tools: list[JSONObject] | None = Field(default=None, max_length=128)
+    tool_choice: str | JSONObject | None = None
+    parallel_tool_calls: bool | None = None
+    functions: list[JSONObject] | None = Field(default=None, max_length=128)
+    function_call: str | JSONObject | None = None
     response_format: ResponseFormat | None = None
     temperature: float | None = Field(default=None, ge=0, le=2)
     top_p: float | None = Field(default=None, ge=0, le=1)
-    max_tokens: int | None = Field(default=None, ge=1)
-    max_completion_tokens: int | None = Field(default=None, ge=1)
+    max_tokens: int | None = Field(default=None, ge=1, le=2**31 - 1)
+    max_completion_tokens: int | None = Field(default=None, ge=1, le=2**31 - 1)
     stop: str | list[str] | None = None
     n: int | None = Field(default=None, ge=1, le=16)
     user: str | None = Field(default=None, max_length=256)
+    frequency_penalty: float | None = Field(default=None, ge=-2, le=2)
+    presence_penalty: float | None = Field(default=None, ge=-2, le=2)
+    logit_bias: dict[str, float] | None = None
+    logprobs: bool | None = None
+    top_logprobs: int | None = Field(default=None, ge=0, le=20)
+    seed: int | None = Field(default=None, ge=-(2**63), le=2**63 - 1)
+    modalities: list[str] | None = None
+    audio: JSONObject | None = None
+    prediction: JSONObject | None = None
+    reasoning_effort: str | None = Field(default=None, max_length=32)
+    verbosity: str | None = Field(default=None, max_length=32)
+    service_tier: str | None = Field(default=None, max_length=32)
+    store: bool | None = None
+    prompt_cache_key: str | None = Field(default=None, max_length=256)
+    safety_identifier: str | None = Field(default=None, max_length=256)
+    web_search_options: JSONObject | None = None
     metadata: dict[str, str] | None = None
 
     @field_validator("messages")
@@ -106,13 +180,20 @@ class ChatRequest(BaseModel):
     def tier_hint(self) -> str | None:
         return (self.metadata or {}).get("tier")
 
+    def upstream_params(self) -> dict[str, Any]:
+        """The keyword arguments for the upstream call: the named OpenAI fields the client set, nothing else."""
+        return self.model_dump(mode="json", include=set(CHAT_UPSTREAM_PARAMS), exclude_unset=True)
 
-class EmbeddingRequest(BaseModel):
-    model_config = ConfigDict(extra="allow")
 
-    model: str = Field(min_length=1)
+class EmbeddingRequest(_OpenAIRequest):
+    model: str = Field(min_length=1, max_length=256)
     input: str | list[str] | list[int] | list[list[int]]
+    dimensions: int | None = Field(default=None, ge=1, le=65536)
+    encoding_format: Literal["float", "base64"] | None = None
     user: str | None = Field(default=None, max_length=256)
+
+    def upstream_params(self) -> dict[str, Any]:
+        return self.model_dump(mode="json", include=set(EMBEDDING_UPSTREAM_PARAMS), exclude_unset=True)
 
     @field_validator("input")
     @classmethod
@@ -122,4 +203,40 @@ class EmbeddingRequest(BaseModel):
         return value
 
 
-__all__ = ["ChatRequest", "EmbeddingRequest", "Message", "PromptRef", "ResponseFormat", "StreamOptions", "parse"]
+def unknown_fields(request: _OpenAIRequest, known: Collection[str], where: str) -> None:
+    """400 for the first top-level field that is neither an OpenAI parameter nor a known extra."""
+    for name in request.extras():
+        if name not in known:
+            raise InvalidRequest(
+                f"unknown field '{name}': {where} accepts only OpenAI parameters; remove it "
+                "(a provider-specific field can be allowed per deployment with `extra_params` in aitp.yaml)",
+                param=name,
+            )
+
+
+def extra_body(request: _OpenAIRequest, allowed: Collection[str], group: str) -> dict[str, Any] | None:
+    """The provider-specific fields for the upstream's ``extra_body``, all of which ``group`` must accept."""
+    extras = request.extras()
+    for name in extras:
+        if name not in allowed:
+            raise InvalidRequest(
+                f"field '{name}' is not accepted by every deployment of '{group}', where this request goes; "
+                f"remove it, or list it in `extra_params` of those deployments in aitp.yaml",
+                param=name,
+            )
+    return extras or None
+
+
+__all__ = [
+    "CHAT_UPSTREAM_PARAMS",
+    "EMBEDDING_UPSTREAM_PARAMS",
+    "ChatRequest",
+    "EmbeddingRequest",
+    "Message",
+    "PromptRef",
+    "ResponseFormat",
+    "StreamOptions",
+    "extra_body",
+    "parse",
+    "unknown_fields",
+]

@@ -165,6 +165,7 @@ def fake_models(fake: FakeUpstream) -> list[dict[str, Any]]:
             "tier": "turbo",
             "api_base": fake.base_url,
             "api_key": "test-key",
+            "extra_params": ["enable_search"],
         },
         {
             "name": "qwen-plus",
@@ -172,6 +173,7 @@ def fake_models(fake: FakeUpstream) -> list[dict[str, Any]]:
             "tier": "plus",
             "api_base": fake.base_url,
             "api_key": "test-key",
+            "extra_params": ["enable_search"],
         },
         {"name": "local-vllm", "model": "hosted_vllm/llama-3-8b", "api_base": fake.base_url, "api_key_env": None},
         {

@@ -45,6 +45,9 @@ class Reply:
     delay_ms: float | None = None  # overrides the server latency for this reply
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
+    # A provider-side system prompt: billed as prompt tokens, never seen in the request, so the
+    # reported usage is above anything the gateway could count (and reserve) beforehand.
+    system_prompt_tokens: int = 0
     chunks: int = 4  # stream: number of content chunks
     chunk_delay_ms: float = 0.0
     break_after_chunks: int | None = None  # stream: drop the connection after N chunks
@@ -61,6 +64,8 @@ class FakeState:
     scripts: dict[str, deque[Reply]] = field(default_factory=dict)
     defaults: dict[str, Reply] = field(default_factory=dict)
     requests: list[dict[str, Any]] = field(default_factory=list)
+    # Every call to a model route, with the credential it carried: (path, authorization header, body).
+    calls: list[tuple[str, str, dict[str, Any]]] = field(default_factory=list)
     record: bool = True
     lock: threading.Lock = field(default_factory=threading.Lock)
     in_flight: int = 0
@@ -124,11 +129,17 @@ class FakeUpstream:
             self.state.scripts.clear()
             self.state.defaults.clear()
             self.state.requests.clear()
+            self.state.calls.clear()
             self.state.cancelled = 0
 
     def requests_for(self, model: str) -> list[dict[str, Any]]:
         with self.state.lock:
             return [r for r in self.state.requests if r.get("model") == model]
+
+    @property
+    def calls(self) -> list[tuple[str, str, dict[str, Any]]]:
+        with self.state.lock:
+            return list(self.state.calls)
 
     @property
     def requests(self) -> list[dict[str, Any]]:
@@ -175,6 +186,11 @@ class FakeUpstream:
             ]
         )
 
+    def _note_call(self, request: Request, body: dict[str, Any]) -> None:
+        if self.state.record:
+            with self.state.lock:
+                self.state.calls.append((request.url.path, request.headers.get("authorization", ""), body))
+
     async def _control_script(self, request: Request) -> Response:
         data = await request.json()
         replies = [Reply.from_dict(r) for r in data.get("replies", [])]
@@ -201,6 +217,7 @@ class FakeUpstream:
 
     async def _embeddings(self, request: Request) -> Response:
         body = await request.json()
+        self._note_call(request, body)
         inputs = body.get("input")
         items = inputs if isinstance(inputs, list) else [inputs]
         data = []
@@ -225,6 +242,7 @@ class FakeUpstream:
         except ValueError:
             return JSONResponse({"error": {"message": "bad json"}}, status_code=400)
         model = str(body.get("model", ""))
+        self._note_call(request, body)
         if self.state.record:
             with self.state.lock:
                 self.state.requests.append(body)
@@ -243,6 +261,7 @@ class FakeUpstream:
         if content is None and reply.tool_calls is None:
             content = f"fake {model}: {_last_user(body)[:200]}"
         prompt_tokens = reply.prompt_tokens if reply.prompt_tokens is not None else _words(_prompt_text(body))
+        prompt_tokens += reply.system_prompt_tokens
         completion_tokens = reply.completion_tokens if reply.completion_tokens is not None else _words(content or "x")
         cap = body.get("max_tokens") or body.get("max_completion_tokens")
         finish_reason = reply.finish_reason
