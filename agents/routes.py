@@ -24,7 +24,7 @@ from core.validation import parse, query_int
 
 from .runtime import TaskRuntime
 from .store import task_view
-from .stream import event_stream, notifications
+from .stream import KeyWatch, event_stream, notifications
 from .tables import STATUSES
 
 log = logging.getLogger("aitp.agents.routes")
@@ -147,7 +147,10 @@ def task_routes(authenticate_header: Authenticate, runtime: TaskRuntime) -> list
 
     async def events(request: Request) -> Response:
         principal = await authenticate(request)
-        return await event_stream(request, runtime, scope(principal))
+        key = KeyWatch(
+            authenticate_header, request.headers.get("authorization"), principal, runtime.settings.stream_key_recheck_s
+        )
+        return await event_stream(request, runtime, scope(principal), key)
 
     return [
         Route("/api/tasks", submit, methods=["POST"]),

@@ -5,21 +5,30 @@ SSE subscribes to the live bus first, then replays the log after
 between; each live event of the task makes it read the log again, which keeps
 the order and fills any live event that was lost. The stream ends after the
 task's final event.
+
+A stream outlives the request that authenticated it, so each one looks its
+key up again every ``tasks.stream_key_recheck_s`` (the same indexed read as a
+request) and at the key's expiry: a revoked or expired key ends SSE with a
+final ``event: error`` and closes the WebSocket with code 4401, both naming
+the cause.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 import orjson
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from core.errors import APIError, InvalidRequest
+from core.errors import APIError, InvalidRequest, Unauthorized
 from core.identity.principal import Principal
 
 from .events import NOTIFY_TYPES, TERMINAL_TYPES, TaskEvent
@@ -27,6 +36,51 @@ from .tables import FINISHED
 
 if TYPE_CHECKING:
     from .runtime import TaskRuntime
+
+log = logging.getLogger("aitp.agents.stream")
+
+Authenticate = Callable[[str | None], Awaitable[Principal]]  # the Authorization header -> who calls
+KEY_REFUSED = 4401  # WebSocket close code: the key was revoked or expired (4000-4999 belong to the application)
+_CLOSE_REASON_BYTES = 123  # RFC 6455: a close frame's payload is 125 bytes, two of them the code
+
+
+class KeyWatch:
+    """The key of one open stream, looked up again on an interval and at its expiry.
+
+    ``refused()`` is cheap to call often: it reads the database only when a
+    check is due, and answers the error that must end the stream, or None.
+    """
+
+    def __init__(self, authenticate: Authenticate, authorization: str | None, principal: Principal, every: float):
+        self._authenticate = authenticate
+        self._authorization = authorization
+        self._every = every
+        self._now = asyncio.get_running_loop().time
+        self._next = self._now() + every
+        self._expires: float | None = None
+        if principal.expires_at is not None:
+            left = (principal.expires_at - datetime.now(UTC)).total_seconds()
+            self._expires = self._now() + max(0.0, left) + 0.01  # just past it, so the lookup sees it expired
+
+    def due_in(self) -> float:
+        """Seconds until the next check (0: due now)."""
+        due = self._next if self._expires is None else min(self._next, self._expires)
+        return max(0.0, due - self._now())
+
+    async def refused(self) -> Unauthorized | None:
+        if self.due_in() > 0:
+            return None
+        self._next = self._now() + self._every
+        if self._expires is not None and self._expires <= self._now():
+            self._expires = None  # checked now; should the clocks disagree, the interval checks again
+        try:
+            await self._authenticate(self._authorization)
+        except Unauthorized as exc:
+            return exc
+        except (SQLAlchemyError, OSError) as exc:
+            # The key was valid at the last look; a database hiccup should not drop every open stream.
+            log.warning("could not re-check a stream's key (%s); trying again in %.1f s", exc, self._every)
+        return None
 
 
 def _sse(event: TaskEvent) -> bytes:
@@ -46,7 +100,12 @@ def _last_event_id(request: Request) -> int:
     return value
 
 
-async def event_stream(request: Request, runtime: TaskRuntime, project_id: str | None) -> Response:
+def _sse_error(error: APIError) -> bytes:
+    # No id: the client's Last-Event-ID keeps pointing at the last task event it saw.
+    return b"event: error\ndata: %s\n\n" % orjson.dumps(error.body())
+
+
+async def event_stream(request: Request, runtime: TaskRuntime, project_id: str | None, key: KeyWatch) -> Response:
     task_id = request.path_params["task_id"]
     task = await runtime.store.get(task_id, project_id)
     after = _last_event_id(request)
@@ -79,7 +138,10 @@ async def event_stream(request: Request, runtime: TaskRuntime, project_id: str |
                 # Wait for this task's next live event; on silence send a keep-alive and read the log anyway.
                 deadline = asyncio.get_running_loop().time() + keepalive
                 while (left := deadline - asyncio.get_running_loop().time()) > 0:
-                    live = await sub.get(left)
+                    if (refused := await key.refused()) is not None:
+                        yield _sse_error(refused)
+                        return
+                    live = await sub.get(min(left, key.due_in()))
                     if live is not None and live.task_id == task_id and live.id > last:
                         break
                 else:
@@ -89,12 +151,12 @@ async def event_stream(request: Request, runtime: TaskRuntime, project_id: str |
     return StreamingResponse(body(), media_type="text/event-stream", headers=headers)
 
 
-def notifications(
-    authenticate: Callable[[str | None], Awaitable[Principal]], runtime: TaskRuntime
-) -> Callable[[WebSocket], Awaitable[None]]:
+def notifications(authenticate: Authenticate, runtime: TaskRuntime) -> Callable[[WebSocket], Awaitable[None]]:
     """``/api/ws``: pushes the caller's project's task notifications as JSON objects.
 
     Browsers cannot set headers on a WebSocket, so the key may come as ``?token=``.
+    When the key is revoked or expires, the socket gets ``{"type": "error",
+    "error": {...}}`` and closes with code 4401.
     """
 
     async def endpoint(websocket: WebSocket) -> None:
@@ -103,8 +165,9 @@ def notifications(
         try:
             principal = await authenticate(header)
         except APIError as exc:
-            await websocket.close(code=1008, reason=exc.message[:120])
+            await websocket.close(code=1008, reason=_close_reason(exc))
             return
+        key = KeyWatch(authenticate, header, principal, runtime.settings.stream_key_recheck_s)
         project = websocket.query_params.get("project") if principal.root else None
         project = project or principal.project_id
         await websocket.accept()
@@ -113,7 +176,11 @@ def notifications(
             try:
                 await websocket.send_json({"type": "subscribed", "project": project})
                 while not listener.done():
-                    event = await sub.get(1.0)
+                    if (refused := await key.refused()) is not None:
+                        await websocket.send_json({"type": "error", **refused.body()})
+                        await websocket.close(code=KEY_REFUSED, reason=_close_reason(refused))
+                        return
+                    event = await sub.get(min(1.0, key.due_in()))
                     if event is not None and event.type in NOTIFY_TYPES:
                         await websocket.send_text(orjson.dumps(_notice(event)).decode())
             except WebSocketDisconnect:
@@ -124,6 +191,12 @@ def notifications(
                     await listener
 
     return endpoint
+
+
+def _close_reason(error: APIError) -> str:
+    """``code: message``, cut to what a close frame holds (bytes, not characters: messages may be Chinese)."""
+    reason = f"{error.code}: {error.message}" if error.code else error.message
+    return reason.encode()[:_CLOSE_REASON_BYTES].decode(errors="ignore")
 
 
 def _notice(event: TaskEvent) -> dict[str, object]:

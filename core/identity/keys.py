@@ -152,6 +152,7 @@ class KeyStore:
             allowed_models=frozenset(row.allowed_models) if row.allowed_models is not None else None,
             rpm=row.rpm,
             tpm=row.tpm,
+            expires_at=expires,
         )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Literal
 
 from core.errors import Forbidden
@@ -22,6 +23,7 @@ class Principal:
     rpm: int | None = None
     tpm: int | None = None
     root: bool = False  # the AITP_ADMIN_KEY: administers every project
+    expires_at: datetime | None = None  # aware; long-lived streams close then, not at their next key check
 
     def require_spend(self) -> None:
         if self.role == "viewer":

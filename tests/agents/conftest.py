@@ -13,6 +13,7 @@ import pytest
 from tests.conftest import PostgresDatabases, Server, ServerFactory
 
 # Short leases and back-offs keep the suite fast; the logic is the same at production values.
+RECHECK_S = 0.5  # open streams look their key up again this often
 TASKS: dict[str, Any] = {
     "lease_s": 3,
     "heartbeat_s": 0.5,
@@ -21,6 +22,7 @@ TASKS: dict[str, Any] = {
     "retry_max_backoff_s": 1,
     "shutdown_grace_s": 1,
     "sse_keepalive_s": 1,
+    "stream_key_recheck_s": RECHECK_S,
     "metrics_refresh_s": 1,
     "embedded_threads": 3,
 }
