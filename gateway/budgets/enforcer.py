@@ -54,6 +54,13 @@ def counter(budget: BudgetRow, unit: str) -> str:
     return f"budget:{budget.id}:{unit}"
 
 
+def budget_counter_of(counter_id: str) -> tuple[str, str] | None:
+    """``(budget id, unit)`` of a counter made by :func:`counter`; None for any other counter."""
+    kind, _, rest = counter_id.partition(":")
+    budget_id, _, unit = rest.rpartition(":")
+    return (budget_id, unit) if kind == "budget" and budget_id and unit in UNITS else None
+
+
 @dataclass(slots=True)
 class Plan:
     """The budgets that apply to a request, and whether one asks to downgrade it."""

@@ -1,7 +1,9 @@
 """Budget and rate-limit ledger: reserve the worst case, settle the truth, never overspend.
 
 One interface (:class:`Ledger`) with two backends that pass the same tests:
-SQL (SQLite embedded, PostgreSQL for replicas) and Redis (Lua scripts).
+SQL (SQLite embedded, PostgreSQL for replicas) and Redis (Lua scripts). The SQL
+counters are durable; Redis ones are rebuilt by a :class:`Seeder` when Redis
+loses them.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from gateway.ledger.base import (
     refuses,
 )
 from gateway.ledger.redis import RedisLedger
+from gateway.ledger.seeding import Seeder
 from gateway.ledger.sql import SqlLedger
 
 __all__ = [
@@ -38,6 +41,7 @@ __all__ = [
     "Period",
     "RedisLedger",
     "Reservation",
+    "Seeder",
     "SqlLedger",
     "SystemClock",
     "create_ledger",
@@ -46,9 +50,19 @@ __all__ = [
 
 
 def create_ledger(
-    *, database: AsyncEngine, redis_client: Redis | None, prefix: str, tz: str, clock: Clock | None = None
+    *,
+    database: AsyncEngine,
+    redis_client: Redis | None,
+    prefix: str,
+    tz: str,
+    clock: Clock | None = None,
+    seeder: Seeder | None = None,
 ) -> Ledger:
-    """Redis when a client is given (replicas share it), else the app's database."""
+    """Redis when a client is given (replicas share it), else the app's database.
+
+    ``seeder`` rebuilds the Redis counters it tracks when Redis loses them; the
+    SQL ledger needs none (its counters are in the database already).
+    """
     if redis_client is not None:
-        return RedisLedger(redis_client, prefix, clock, tz)
+        return RedisLedger(redis_client, prefix, clock, tz, seeder=seeder)
     return SqlLedger(database, clock, tz)

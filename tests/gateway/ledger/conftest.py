@@ -33,7 +33,7 @@ class Backend:
     kind: str
     url: str  # database URL, or Redis URL with its DB index
     prefix: str  # Redis key prefix ("" for SQL)
-    make: Callable[..., Ledger]  # (clock, tz="UTC") -> a ledger on the shared engine or client
+    make: Callable[..., Ledger]  # (clock, tz="UTC", seeder=None) -> a ledger on the shared engine or client
     resource: AsyncEngine | Redis  # for the tests that look underneath
 
 
@@ -52,7 +52,13 @@ async def backend(
         url = f"{REDIS_HOST}/{random.randint(1, 15)}"
         prefix = f"aitp-test-{secrets.token_hex(6)}:"
         client = create_redis(url)
-        yield Backend(kind, url, prefix, lambda clock, tz="UTC": RedisLedger(client, prefix, clock, tz), client)
+        yield Backend(
+            kind,
+            url,
+            prefix,
+            lambda clock, tz="UTC", seeder=None: RedisLedger(client, prefix, clock, tz, seeder=seeder),
+            client,
+        )
         await _delete_prefix(client, prefix)
         await client.aclose()
         return
@@ -65,8 +71,13 @@ async def backend(
     # Purging is tested on its own; here it would only race the fake clocks of other tests. The
     # generous timeout is for 300 tasks queueing on one row of a busy CI machine (test_unavailable
     # checks the timeout itself).
+    # A seeder is for ledgers that can lose their counters; SQL counters are durable and take none.
     yield Backend(
-        kind, url, "", lambda clock, tz="UTC": SqlLedger(engine, clock, tz, timeout_s=30, purge_every_s=None), engine
+        kind,
+        url,
+        "",
+        lambda clock, tz="UTC", seeder=None: SqlLedger(engine, clock, tz, timeout_s=30, purge_every_s=None),
+        engine,
     )
     await engine.dispose()
 

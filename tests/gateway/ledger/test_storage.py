@@ -34,6 +34,7 @@ def test_public_names() -> None:
         "Period",
         "RedisLedger",
         "Reservation",
+        "Seeder",
         "SqlLedger",
         "SystemClock",
         "TOLERANCE",
