@@ -32,6 +32,7 @@ from .ledger import Ledger, create_ledger
 from .metrics import GatewayMetrics
 from .prompts import PromptRegistry
 from .routing import RoutingPolicy
+from .settlements import Settlements
 from .usage import UsageRecorder
 
 log = logging.getLogger("aitp.gateway.assembly")
@@ -47,6 +48,7 @@ class GatewayCore:
     alerts: AlertSink
     budget_store: BudgetStore
     enforcer: BudgetEnforcer
+    settlements: Settlements
     prompts: PromptRegistry
     chat: ChatService
     embeddings: EmbeddingService
@@ -64,8 +66,10 @@ class GatewayCore:
 
     async def start(self) -> None:
         await self.recorder.start()
+        await self.settlements.start()
 
     async def stop(self) -> None:
+        await self.settlements.stop()
         await self.recorder.stop()
         await self.alerts.drain()
         await self.ledger.close()
@@ -84,11 +88,12 @@ def build_gateway_core(
         # usage_records are the truth; a Redis that lost its counters rebuilds them from the rows
         seeder=UsageSeeder(db),
     )
-    recorder = UsageRecorder(db, settings.usage)
+    recorder = UsageRecorder(db, settings.usage, settings.data_dir / "usage-unwritten.jsonl")
     engine_ref = EngineRef()
     budget_store = BudgetStore(db, settings.budgets.timezone)
     alerts = AlertSink(db, registry, settings.budgets.alert_webhook_url, settings.budgets.webhook_attempts)
-    enforcer = BudgetEnforcer(budget_store, ledger, alerts, settings.budgets, registry)
+    settlements = Settlements(registry)
+    enforcer = BudgetEnforcer(budget_store, ledger, alerts, settings.budgets, registry, settlements)
     prompts = PromptRegistry(
         db, rng=random.Random(settings.prompts.random_seed), cache_size=settings.prompts.cache_versions
     )
@@ -105,6 +110,7 @@ def build_gateway_core(
         alerts=alerts,
         budget_store=budget_store,
         enforcer=enforcer,
+        settlements=settlements,
         prompts=prompts,
         chat=chat,
         embeddings=embeddings,

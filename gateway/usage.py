@@ -12,8 +12,11 @@ import contextlib
 import logging
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 
+import orjson
 from sqlalchemy import Boolean, DateTime, Float, Integer, String, insert
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -80,19 +83,34 @@ class Usage:
 
 
 class UsageRecorder:
-    def __init__(self, engine: AsyncEngine, settings: UsageSettings) -> None:
+    """Queues usage rows and writes them in batches; a row is never dropped for a database outage.
+
+    A batch that fails is kept and written first on the next flush. Rows still unwritten at
+    shutdown go to ``spill_path`` (one JSON object per line), which the next start writes back.
+    """
+
+    def __init__(self, engine: AsyncEngine, settings: UsageSettings, spill_path: Path | None = None) -> None:
         self._engine = engine
         self._settings = settings
+        self._spill = spill_path
         self._queue: asyncio.Queue[Usage] = asyncio.Queue()
+        self._unwritten: list[Usage] = []
         self._task: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()
+        self._lock = asyncio.Lock()
         self.written = 0
         self.failed_batches = 0
+
+    @property
+    def backlog(self) -> int:
+        """Rows waiting for the database (queued plus kept from failed writes)."""
+        return self._queue.qsize() + len(self._unwritten)
 
     def record(self, usage: Usage) -> None:
         self._queue.put_nowait(usage)
 
     async def start(self) -> None:
+        self._restore_spill()
         self._task = asyncio.create_task(self._run(), name="usage-recorder")
 
     async def stop(self) -> None:
@@ -101,16 +119,18 @@ class UsageRecorder:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
         await self.flush()
+        if self._unwritten:
+            self._write_spill()
 
     async def flush(self) -> None:
-        batch: list[Usage] = []
-        while not self._queue.empty():
-            batch.append(self._queue.get_nowait())
-            if len(batch) >= self._settings.batch_size:
-                await self._write(batch)
-                batch = []
-        if batch:
-            await self._write(batch)
+        async with self._lock:
+            while not self._queue.empty():
+                self._unwritten.append(self._queue.get_nowait())
+            while self._unwritten:
+                batch = self._unwritten[: self._settings.batch_size]
+                if not await self._write(batch):
+                    return  # kept for the next flush
+                del self._unwritten[: len(batch)]
 
     async def _run(self) -> None:
         interval = self._settings.flush_interval_s
@@ -119,15 +139,46 @@ class UsageRecorder:
                 await asyncio.wait_for(self._stopping.wait(), timeout=interval)
             await self.flush()
 
-    async def _write(self, batch: list[Usage]) -> None:
+    async def _write(self, batch: list[Usage]) -> bool:
         rows = [asdict(u) for u in batch]
         for attempt in range(3):
             try:
                 async with self._engine.begin() as conn:
                     await conn.execute(insert(UsageRecord), rows)
                 self.written += len(rows)
-                return
-            except Exception:
-                log.exception("writing %d usage rows failed (attempt %d of 3)", len(rows), attempt + 1)
+                return True
+            except (SQLAlchemyError, OSError, TimeoutError) as exc:
+                # The engine hides bound values, so the message names the statement, not the data.
+                log.warning("writing %d usage rows failed (attempt %d of 3): %s", len(rows), attempt + 1, _brief(exc))
                 await asyncio.sleep(0.2 * (attempt + 1))
         self.failed_batches += 1
+        log.error("%d usage rows are kept in memory until the database answers", len(self._unwritten))
+        return False
+
+    def _write_spill(self) -> None:
+        if self._spill is None:
+            log.error("%d usage rows were lost: the database did not come back before shutdown", len(self._unwritten))
+            return
+        self._spill.parent.mkdir(parents=True, exist_ok=True)
+        with self._spill.open("ab") as out:
+            for usage in self._unwritten:
+                out.write(orjson.dumps(asdict(usage)) + b"\n")
+        log.error("%d usage rows were saved to %s for the next start", len(self._unwritten), self._spill)
+        self._unwritten.clear()
+
+    def _restore_spill(self) -> None:
+        if self._spill is None or not self._spill.exists():
+            return
+        restored = self._spill.with_suffix(".restoring")
+        self._spill.replace(restored)
+        for line in restored.read_bytes().splitlines():
+            if line.strip():
+                data = orjson.loads(line)
+                data["created_at"] = datetime.fromisoformat(data["created_at"])
+                self._unwritten.append(Usage(**data))
+        restored.unlink()
+        log.info("restored %d usage rows saved at the last shutdown", len(self._unwritten))
+
+
+def _brief(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {str(exc).splitlines()[0][:300] if str(exc) else ''}"

@@ -26,6 +26,7 @@ from core.identity.principal import Principal
 from core.settings import BudgetSettings
 from core.timefmt import utc_iso
 from gateway.ledger import Charge, CounterState, Ledger, LedgerRefused, LedgerUnavailable, Period, Reservation
+from gateway.settlements import OUTAGE, Settlements
 
 from .alerts import AlertSink
 from .store import BudgetStore
@@ -89,9 +90,11 @@ class BudgetEnforcer:
         alerts: AlertSink,
         settings: BudgetSettings,
         registry: CollectorRegistry,
+        settlements: Settlements,
     ) -> None:
         self._store = store
         self._ledger = ledger
+        self._settlements = settlements
         self._alerts = alerts
         self._settings = settings
         # Alert keys this process has seen claimed (by anyone): a settle near a budget's end would
@@ -269,22 +272,32 @@ class BudgetEnforcer:
             actual[counter(budget, "usd")] = usd
         actual[f"rl:key:{admission.key_id}:rpm"] = 1.0
         actual[f"rl:key:{admission.key_id}:tpm"] = tokens
+        reservation = admission.reservation
+
+        async def settle() -> None:
+            states = await self._ledger.settle(reservation, actual)
+            try:
+                await self._check_thresholds(admission.budgets, states)
+            except OUTAGE as exc:
+                # The usage is settled; a missed alert fires on the next settle that crosses it.
+                log.warning("checking budget alerts failed (%s)", type(exc).__name__)
+
         started = time.perf_counter()
         try:
-            states = await self._ledger.settle(admission.reservation, actual)
-            await self._check_thresholds(admission.budgets, states)
-        except LedgerUnavailable:
-            log.error("settling a reservation failed: the ledger is unreachable; it expires after its ttl")
+            # The upstream call happened: this never raises, and a settle the ledger refuses now lands later.
+            await self._settlements.run("settling a reservation", settle)
         finally:
             self.ledger_seconds.labels("settle").observe(time.perf_counter() - started)
 
     async def release(self, admission: Admission) -> None:
         if admission.reservation is None:
             return
-        try:
-            await self._ledger.release(admission.reservation)
-        except LedgerUnavailable:
-            log.error("releasing a reservation failed: the ledger is unreachable; it expires after its ttl")
+        reservation = admission.reservation
+
+        async def release() -> None:
+            await self._ledger.release(reservation)
+
+        await self._settlements.run("releasing a reservation", release)
 
     def _remember(self, key: str) -> None:
         self._claimed[key] = None
