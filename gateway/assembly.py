@@ -22,7 +22,7 @@ from core.settings import Settings
 
 from .budgets.alerts import AlertSink
 from .budgets.enforcer import BudgetEnforcer
-from .budgets.seeding import UsageSeeder
+from .budgets.rebuild import BudgetUsageRecord
 from .budgets.store import BudgetStore
 from .catalog import Catalog, build_catalog
 from .chat import ChatService, EngineRef
@@ -86,7 +86,7 @@ def build_gateway_core(
         prefix=settings.redis_prefix,
         tz=settings.budgets.timezone,
         # usage_records are the truth; a Redis that lost its counters rebuilds them from the rows
-        seeder=UsageSeeder(db),
+        record=BudgetUsageRecord(db),
     )
     recorder = UsageRecorder(db, settings.usage, settings.data_dir / "usage-unwritten.jsonl")
     engine_ref = EngineRef()

@@ -2,7 +2,7 @@
 
 One interface (:class:`Ledger`) with two backends that pass the same tests:
 SQL (SQLite embedded, PostgreSQL for replicas) and Redis (Lua scripts). The SQL
-counters are durable; Redis ones are rebuilt by a :class:`Seeder` when Redis
+counters are durable; Redis ones are rebuilt by a :class:`DurableRecord` when Redis
 loses them.
 """
 
@@ -25,8 +25,8 @@ from gateway.ledger.base import (
     SystemClock,
     refuses,
 )
+from gateway.ledger.rebuild import DurableRecord
 from gateway.ledger.redis import RedisLedger
-from gateway.ledger.seeding import Seeder
 from gateway.ledger.sql import SqlLedger
 
 __all__ = [
@@ -34,6 +34,7 @@ __all__ = [
     "Charge",
     "Clock",
     "CounterState",
+    "DurableRecord",
     "Ledger",
     "LedgerError",
     "LedgerRefused",
@@ -41,7 +42,6 @@ __all__ = [
     "Period",
     "RedisLedger",
     "Reservation",
-    "Seeder",
     "SqlLedger",
     "SystemClock",
     "create_ledger",
@@ -56,13 +56,13 @@ def create_ledger(
     prefix: str,
     tz: str,
     clock: Clock | None = None,
-    seeder: Seeder | None = None,
+    record: DurableRecord | None = None,
 ) -> Ledger:
     """Redis when a client is given (replicas share it), else the app's database.
 
-    ``seeder`` rebuilds the Redis counters it tracks when Redis loses them; the
+    ``record`` rebuilds the Redis counters it tracks when Redis loses them; the
     SQL ledger needs none (its counters are in the database already).
     """
     if redis_client is not None:
-        return RedisLedger(redis_client, prefix, clock, tz, seeder=seeder)
+        return RedisLedger(redis_client, prefix, clock, tz, record=record)
     return SqlLedger(database, clock, tz)

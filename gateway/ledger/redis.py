@@ -1,7 +1,7 @@
 """The ledger on Redis: one Lua script per operation, atomic across replicas.
 
 Per counter and window there are two keys: a hash ``{used, reserved, limit,
-seeded, r:<reservation id>: amount}`` and a sorted set of open reservation ids scored
+built, r:<reservation id>: amount}`` and a sorted set of open reservation ids scored
 by their expiry (unix seconds from the ledger's clock). Every script first
 gives back the reservations whose time is up, so a replica that died holding
 one costs nothing once its ``ttl_s`` has passed. Keys expire a while after
@@ -11,12 +11,12 @@ The scripts are idempotent, so a call retried after a lost reply cannot
 reserve twice. A script touches several keys, so on Redis Cluster give all
 keys one slot with a hash tag in the prefix (``"{aitp}:"``).
 
-Redis only counts; with a :class:`~gateway.ledger.seeding.Seeder` the durable
-record is the truth. The hash of a counter the seeder tracks carries a
-``seeded`` field once built; reserve and snapshot answer "needs seed" while it
+Redis only counts; with a :class:`~gateway.ledger.rebuild.DurableRecord` that
+record is the truth. The hash of a counter the record tracks carries a
+``built`` field once built; reserve and snapshot answer "needs rebuild" while it
 is missing (Redis restarted empty, failed over, evicted the key), and the
 ledger rebuilds the counter from the record before it admits anything (see
-:mod:`gateway.ledger.seeding` for what a rebuild cannot see).
+:mod:`gateway.ledger.rebuild` for what a rebuild cannot see).
 """
 
 from __future__ import annotations
@@ -46,15 +46,15 @@ from gateway.ledger.base import (
     SystemClock,
     check_charges,
 )
-from gateway.ledger.seeding import Seeder
+from gateway.ledger.rebuild import DurableRecord
 from gateway.ledger.windows import Window, keep_until, window_for, window_from_key
 
 # A claim's key outlives its (clock-based) expiry a little; the stored expiry is what decides.
 _CLAIM_GRACE_S = 60
 # First element of a reply whose counters must be rebuilt first; the indexes of those counters follow.
-_NEEDS_SEED = -1
+_NEEDS_REBUILD = -1
 # Rebuild and retry at most this often: a Redis that loses the keys again at once is not fit to count.
-_SEED_ATTEMPTS = 3
+_REBUILD_ATTEMPTS = 3
 
 _PRELUDE = """
 local function num(v) if v then return tonumber(v) end return 0 end
@@ -86,8 +86,8 @@ end
 """
 
 # KEYS: hash, zset per charge. ARGV: now, id, expires_at, tolerance, then per charge amount, limit, key ttl
-# (0 = keep) and tracked ('1': the counter must be seeded first). Returns {0} when reserved, {-1, index…}
-# when those charges' counters need a seed, else {index of the refusing charge, used, reserved}.
+# (0 = keep) and tracked ('1': the counter must be built first). Returns {0} when reserved, {-1, index…}
+# when those charges' counters need a rebuild, else {index of the refusing charge, used, reserved}.
 _RESERVE = (
     _PRELUDE
     + """
@@ -97,7 +97,7 @@ local n = #KEYS / 2
 if redis.call('HEXISTS', KEYS[1], field) == 1 then return {0} end
 local missing = {-1}
 for i = 1, n do
-  if ARGV[4 * i + 4] == '1' and redis.call('HEXISTS', KEYS[2 * i - 1], 'seeded') == 0 then
+  if ARGV[4 * i + 4] == '1' and redis.call('HEXISTS', KEYS[2 * i - 1], 'built') == 0 then
     table.insert(missing, i)
   end
 end
@@ -157,13 +157,13 @@ return out
 )
 
 # KEYS: hash, zset per counter. ARGV: now, then tracked ('1' or '0') per counter. Returns {-1, index…} when
-# those counters need a seed, else 0 followed by used, reserved, limit ('' when unknown) per counter.
+# those counters need a rebuild, else 0 followed by used, reserved, limit ('' when unknown) per counter.
 _SNAPSHOT = (
     _PRELUDE
     + """
 local missing = {-1}
 for i = 1, #KEYS / 2 do
-  if ARGV[i + 1] == '1' and redis.call('HEXISTS', KEYS[2 * i - 1], 'seeded') == 0 then table.insert(missing, i) end
+  if ARGV[i + 1] == '1' and redis.call('HEXISTS', KEYS[2 * i - 1], 'built') == 0 then table.insert(missing, i) end
 end
 if #missing > 1 then return missing end
 local out = {0}
@@ -179,17 +179,17 @@ return out
 )
 
 # KEYS: one hash per counter. ARGV: now, then the durable usage and key ttl (0 = keep) per hash.
-# Only a hash without the marker takes the seed, and never below what it already counts (a replica of an
-# older version may have counted there): replicas that seed at once cannot add twice. Returns how many took it.
-_SEED = """
+# Only a hash without the marker takes the amount, and never below what it already counts (a replica of an
+# older version may have counted there): replicas that rebuild at once cannot add twice. Returns how many took it.
+_REBUILD = """
 local taken = 0
 for i = 1, #KEYS do
   local h = KEYS[i]
-  if redis.call('HEXISTS', h, 'seeded') == 0 then
+  if redis.call('HEXISTS', h, 'built') == 0 then
     local used = tonumber(redis.call('HGET', h, 'used') or '0')
-    local seed = tonumber(ARGV[2 * i])
-    if seed > used then used = seed end
-    redis.call('HSET', h, 'used', string.format('%.17g', used), 'seeded', ARGV[1])
+    local durable = tonumber(ARGV[2 * i])
+    if durable > used then used = durable end
+    redis.call('HSET', h, 'used', string.format('%.17g', used), 'built', ARGV[1])
     local ttl = tonumber(ARGV[2 * i + 1])
     if ttl > 0 then redis.call('EXPIRE', h, ttl) end
     taken = taken + 1
@@ -217,7 +217,7 @@ return 1
 class RedisLedger:
     """:class:`~gateway.ledger.base.Ledger` on Redis; every key starts with ``prefix``.
 
-    Without a ``seeder`` a counter Redis lost starts again at zero; with one,
+    Without a ``record`` a counter Redis lost starts again at zero; with one,
     the counters it tracks are rebuilt from its durable record first.
     """
 
@@ -228,21 +228,21 @@ class RedisLedger:
         clock: Clock | None = None,
         tz: tzinfo | str = "UTC",
         *,
-        seeder: Seeder | None = None,
+        record: DurableRecord | None = None,
     ) -> None:
         self._client = client
         # "aitp" and "aitp:" both give keys like "aitp:lc:2026-11-23:budget:7:usd".
         self._prefix = prefix if not prefix or prefix.endswith(":") else f"{prefix}:"
         self._clock = clock or SystemClock()
         self._tz = ZoneInfo(tz) if isinstance(tz, str) else tz
-        self._seeder = seeder
+        self._record = record
         # One rebuild per counter window at a time in this process: after a restart every request in
         # flight finds the same counters missing, and they wait for one read of the record, not N.
-        self._seeding: dict[tuple[str, str], asyncio.Task[None]] = {}
+        self._rebuilding: dict[tuple[str, str], asyncio.Task[None]] = {}
         self._reserve = client.register_script(_RESERVE)
         self._settle = client.register_script(_SETTLE)
         self._snapshot = client.register_script(_SNAPSHOT)
-        self._seed_script = client.register_script(_SEED)
+        self._rebuild_script = client.register_script(_REBUILD)
         self._claim = client.register_script(_CLAIM)
 
     async def reserve(self, charges: Sequence[Charge], *, ttl_s: float = 900) -> Reservation:
@@ -258,14 +258,14 @@ class RedisLedger:
         for charge, window in plan:
             keys += self._keys(charge.counter, window.key)
             args += [charge.amount, charge.limit, _key_ttl(window, now), self._tracked(charge.counter)]
-        for _ in range(_SEED_ATTEMPTS):
+        for _ in range(_REBUILD_ATTEMPTS):
             async with self._guard():
                 result = await self._reserve(keys=keys, args=args)
-            if int(result[0]) != _NEEDS_SEED:
+            if int(result[0]) != _NEEDS_REBUILD:
                 break
-            await self._seed([(plan[int(i) - 1][0].counter, plan[int(i) - 1][1]) for i in result[1:]], now)
+            await self._rebuild([(plan[int(i) - 1][0].counter, plan[int(i) - 1][1]) for i in result[1:]], now)
         else:
-            raise _unseedable(plan[int(i) - 1][0].counter for i in result[1:])
+            raise _lost_again(plan[int(i) - 1][0].counter for i in result[1:])
         index = int(result[0])
         if index:
             charge, window = plan[index - 1]
@@ -311,14 +311,14 @@ class RedisLedger:
             for key in self._keys(counter, window.key)
         ]
         args: list[Any] = [now.timestamp(), *(self._tracked(counter) for counter, _, _ in counters)]
-        for _ in range(_SEED_ATTEMPTS):
+        for _ in range(_REBUILD_ATTEMPTS):
             async with self._guard():
                 result = await self._snapshot(keys=keys, args=args)
-            if int(result[0]) != _NEEDS_SEED:
+            if int(result[0]) != _NEEDS_REBUILD:
                 break
-            await self._seed([(counters[int(i) - 1][0], windows[int(i) - 1]) for i in result[1:]], now)
+            await self._rebuild([(counters[int(i) - 1][0], windows[int(i) - 1]) for i in result[1:]], now)
         else:
-            raise _unseedable(counters[int(i) - 1][0] for i in result[1:])
+            raise _lost_again(counters[int(i) - 1][0] for i in result[1:])
         return {
             counter: _state(counter, result[1 + 3 * i : 4 + 3 * i], windows[i], limit)
             for i, (counter, _, limit) in enumerate(counters)
@@ -338,43 +338,43 @@ class RedisLedger:
         """Nothing to do: the client (and its pool) belongs to the app, which closes it."""
 
     def _tracked(self, counter: str) -> str:
-        return "1" if self._seeder is not None and self._seeder.tracks(counter) else "0"
+        return "1" if self._record is not None and self._record.tracks(counter) else "0"
 
-    async def _seed(self, wanted: Sequence[tuple[str, Window]], now: datetime) -> None:
+    async def _rebuild(self, wanted: Sequence[tuple[str, Window]], now: datetime) -> None:
         """Rebuild these counter windows from the durable record (joining a rebuild already under way)."""
         waits: list[asyncio.Task[None]] = []
         fresh: list[tuple[str, Window]] = []
         for counter, window in wanted:
-            running = self._seeding.get((counter, window.key))
+            running = self._rebuilding.get((counter, window.key))
             if running is None or running.done():  # a finished one may not have left the map yet
                 fresh.append((counter, window))
             elif running not in waits:
                 waits.append(running)
         if fresh:
-            task = asyncio.create_task(self._seed_now(fresh, now), name="ledger-seed")
+            task = asyncio.create_task(self._rebuild_now(fresh, now), name="ledger-rebuild")
             pairs = [(counter, window.key) for counter, window in fresh]
-            self._seeding.update(dict.fromkeys(pairs, task))
-            task.add_done_callback(lambda done: self._seeded(done, pairs))
+            self._rebuilding.update(dict.fromkeys(pairs, task))
+            task.add_done_callback(lambda done: self._rebuilt(done, pairs))
             waits.append(task)
         for task in waits:
             # Shielded: a caller that gives up (its client left) must not cancel the rebuild others wait for.
             await asyncio.shield(task)
 
-    async def _seed_now(self, wanted: Sequence[tuple[str, Window]], now: datetime) -> None:
-        assert self._seeder is not None  # only tracked counters ever need a seed
-        amounts = await self._seeder.durable_usage(wanted)
+    async def _rebuild_now(self, wanted: Sequence[tuple[str, Window]], now: datetime) -> None:
+        assert self._record is not None  # only tracked counters ever need a rebuild
+        amounts = await self._record.durable_usage(wanted)
         keys: list[str] = []
         args: list[Any] = [now.timestamp()]
         for counter, window in wanted:
             keys.append(self._keys(counter, window.key)[0])
             args += [float(amounts.get((counter, window.key), 0.0)), _key_ttl(window, now)]
         async with self._guard():
-            await self._seed_script(keys=keys, args=args)
+            await self._rebuild_script(keys=keys, args=args)
 
-    def _seeded(self, task: asyncio.Task[None], pairs: Sequence[tuple[str, str]]) -> None:
+    def _rebuilt(self, task: asyncio.Task[None], pairs: Sequence[tuple[str, str]]) -> None:
         for pair in pairs:
-            if self._seeding.get(pair) is task:
-                del self._seeding[pair]
+            if self._rebuilding.get(pair) is task:
+                del self._rebuilding[pair]
         if not task.cancelled():
             task.exception()  # retrieved here: every waiter may have given up, and the next call retries
 
@@ -390,7 +390,7 @@ class RedisLedger:
             raise LedgerUnavailable(f"ledger Redis unavailable: {type(exc).__name__}: {exc}") from exc
 
 
-def _unseedable(counters: Iterable[str]) -> LedgerUnavailable:
+def _lost_again(counters: Iterable[str]) -> LedgerUnavailable:
     return LedgerUnavailable(
         f"ledger Redis keeps losing the counters of {', '.join(sorted(set(counters)))} as soon as they are rebuilt;"
         " check its memory limit and eviction policy (the ledger needs noeviction)"

@@ -33,7 +33,7 @@ class Backend:
     kind: str
     url: str  # database URL, or Redis URL with its DB index
     prefix: str  # Redis key prefix ("" for SQL)
-    make: Callable[..., Ledger]  # (clock, tz="UTC", seeder=None) -> a ledger on the shared engine or client
+    make: Callable[..., Ledger]  # (clock, tz="UTC", record=None) -> a ledger on the shared engine or client
     resource: AsyncEngine | Redis  # for the tests that look underneath
 
 
@@ -56,7 +56,7 @@ async def backend(
             kind,
             url,
             prefix,
-            lambda clock, tz="UTC", seeder=None: RedisLedger(client, prefix, clock, tz, seeder=seeder),
+            lambda clock, tz="UTC", record=None: RedisLedger(client, prefix, clock, tz, record=record),
             client,
         )
         await _delete_prefix(client, prefix)
@@ -71,12 +71,12 @@ async def backend(
     # Purging is tested on its own; here it would only race the fake clocks of other tests. The
     # generous timeout is for 300 tasks queueing on one row of a busy CI machine (test_unavailable
     # checks the timeout itself).
-    # A seeder is for ledgers that can lose their counters; SQL counters are durable and take none.
+    # A durable record is for ledgers that can lose their counters; SQL counters are durable and take none.
     yield Backend(
         kind,
         url,
         "",
-        lambda clock, tz="UTC", seeder=None: SqlLedger(engine, clock, tz, timeout_s=30, purge_every_s=None),
+        lambda clock, tz="UTC", record=None: SqlLedger(engine, clock, tz, timeout_s=30, purge_every_s=None),
         engine,
     )
     await engine.dispose()

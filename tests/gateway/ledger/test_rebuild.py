@@ -69,7 +69,7 @@ async def test_every_period_is_rebuilt_before_anything_is_admitted(
     backend: Backend, clock: FakeClock, name: Name
 ) -> None:
     record = Record()
-    ledger = backend.make(clock, seeder=record)
+    ledger = backend.make(clock, record=record)
     counters = {period: name(f"budget:{period}") for period in PERIODS}
     for _ in range(2):
         await spend(ledger, record, clock, [Charge(c, 100, p, 30) for p, c in counters.items()], 30)
@@ -94,7 +94,7 @@ async def test_replicas_rebuilding_at_once_count_the_record_once(
     backend: Backend, clock: FakeClock, name: Name
 ) -> None:
     record = Record(delay_s=0.05)
-    replicas = [backend.make(clock, seeder=record), backend.make(clock, seeder=record)]
+    replicas = [backend.make(clock, record=record), backend.make(clock, record=record)]
     counter = name("budget:tokens")
     await spend(replicas[0], record, clock, [Charge(counter, 100, Period.TOTAL, 30)], 60)
     await lose_counters(backend, name)
@@ -117,19 +117,19 @@ async def test_replicas_rebuilding_at_once_count_the_record_once(
 
 async def test_a_rebuild_never_lowers_what_a_counter_holds(backend: Backend, clock: FakeClock, name: Name) -> None:
     counter = name("budget:usd")
-    unseeded = backend.make(clock)  # a replica of a version that keeps no marker
-    reservation = await unseeded.reserve([Charge(counter, 100, Period.MONTH, 70)])
-    await unseeded.settle(reservation, {counter: 70})
+    unmarked = backend.make(clock)  # a replica of a version that keeps no marker
+    reservation = await unmarked.reserve([Charge(counter, 100, Period.MONTH, 70)])
+    await unmarked.settle(reservation, {counter: 70})
     record = Record()
     record.spent[(counter, window_for(Period.MONTH, clock.now(), UTC).key)] = 50  # its rows not all flushed yet
-    assert await used_and_reserved(backend.make(clock, seeder=record), counter, Period.MONTH) == (70, 0)
+    assert await used_and_reserved(backend.make(clock, record=record), counter, Period.MONTH) == (70, 0)
 
 
 async def test_an_unreadable_record_fails_closed(backend: Backend, clock: FakeClock, name: Name) -> None:
     if not isinstance(backend.resource, Redis):
         pytest.skip("SQL counters are durable; nothing is ever rebuilt")
     record = Record()
-    ledger = backend.make(clock, seeder=record)
+    ledger = backend.make(clock, record=record)
     counter = name("budget:tokens")
     await spend(ledger, record, clock, [Charge(counter, 100, Period.DAY, 50)], 50)
     await lose_counters(backend, name)
@@ -148,7 +148,7 @@ async def test_untracked_counters_start_again_at_zero(backend: Backend, clock: F
     if not isinstance(backend.resource, Redis):
         pytest.skip("SQL counters are durable; nothing is ever lost")
     record = Record()
-    ledger = backend.make(clock, seeder=record)
+    ledger = backend.make(clock, record=record)
     rpm = name("rl:rpm")  # a minute window: losing it forgives at most one minute
     await spend(ledger, record, clock, [Charge(rpm, 5, Period.MINUTE, 1)], 1)
     await lose_counters(backend, name)
@@ -162,7 +162,7 @@ async def test_a_reservation_lost_with_the_counters_settles_to_nothing(
 ) -> None:
     """The documented gap: a call in flight when Redis was lost reaches the counter only through its usage row."""
     record = Record()
-    ledger = backend.make(clock, seeder=record)
+    ledger = backend.make(clock, record=record)
     counter = name("budget:tokens")
     await spend(ledger, record, clock, [Charge(counter, 100, Period.TOTAL, 30)], 30)
     in_flight = await ledger.reserve([Charge(counter, 100, Period.TOTAL, 40)])

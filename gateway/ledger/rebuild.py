@@ -3,12 +3,12 @@
 Redis can come back without a window's counters: a restart without
 persistence, a failover to a replica that had not caught up, an evicted key.
 Starting those counters at zero would hand every budget out a second time, so
-each counter window carries a marker (the ``seeded`` field of its hash, set
+each counter window carries a marker (the ``built`` field of its hash, set
 when it was built). A Redis operation on a tracked counter whose marker is
-missing answers "needs seed" instead of admitting anything; the ledger then
-asks its :class:`Seeder` what the durable record says that counter used in
-that window, writes it only where the marker is still missing (so replicas
-that seed at once cannot add twice), and retries.
+missing answers "needs rebuild" instead of admitting anything; the ledger then
+asks its :class:`DurableRecord` what that counter used in that window, writes
+the amount only where the marker is still missing (so replicas that rebuild at
+once cannot add twice), and retries.
 
 What a rebuild cannot know, and so does not count:
 
@@ -20,8 +20,8 @@ What a rebuild cannot know, and so does not count:
 - Reservations. They lived only in Redis, so the calls in flight at the
   restart no longer hold their worst case, and new calls may be admitted into
   that room until they finish. Their settlement finds no reservation and
-  changes nothing (as after an expiry), so their usage reaches the counter
-  only through a later rebuild.
+  changes nothing (as after an expiry): their usage is in the record but not
+  in the counter until the counter is next rebuilt.
 
 Both are bounded by the calls in flight (and just finished) at the moment
 Redis was lost; Redis persistence (AOF, ``appendfsync everysec``) keeps even
@@ -36,7 +36,7 @@ from typing import Protocol
 from gateway.ledger.windows import Window
 
 
-class Seeder(Protocol):
+class DurableRecord(Protocol):
     """Where a ledger that can lose its counters reads them back."""
 
     def tracks(self, counter: str) -> bool:

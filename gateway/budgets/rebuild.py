@@ -16,7 +16,7 @@ and the budget's creation; a total budget's window has no end). A row's
 that straddles a period boundary may be rebuilt into the earlier window.
 Rate-limit windows are not rebuilt: they last a minute. What a rebuild cannot
 see yet (rows not flushed, calls in flight) is described in
-:mod:`gateway.ledger.seeding`.
+:mod:`gateway.ledger.rebuild`.
 """
 
 from __future__ import annotations
@@ -40,8 +40,8 @@ from .tables import BudgetRow
 _UNAVAILABLE = (OperationalError, InterfaceError, PoolTimeout, OSError, TimeoutError)
 
 
-class UsageSeeder:
-    """:class:`~gateway.ledger.Seeder` for budget counters, reading the app's database."""
+class BudgetUsageRecord:
+    """:class:`~gateway.ledger.DurableRecord` for budget counters, reading the app's database."""
 
     def __init__(self, engine: AsyncEngine, *, timeout_s: float = 5.0) -> None:
         self._engine = engine
