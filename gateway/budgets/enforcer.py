@@ -25,7 +25,17 @@ from core.errors import RateLimited, ServiceUnavailable
 from core.identity.principal import Principal
 from core.settings import BudgetSettings
 from core.timefmt import utc_iso
-from gateway.ledger import Charge, CounterState, Ledger, LedgerRefused, LedgerUnavailable, Period, Reservation
+from gateway.ledger import (
+    TOLERANCE,
+    Charge,
+    CounterState,
+    Ledger,
+    LedgerRefused,
+    LedgerUnavailable,
+    Period,
+    Reservation,
+    refuses,
+)
 from gateway.settlements import OUTAGE, Settlements
 
 from .alerts import AlertSink
@@ -38,6 +48,9 @@ UNITS = ("tokens", "usd")
 T = TypeVar("T")
 # An alert claim only has to outlive its window (plus slack); a total budget's claims are kept.
 _CLAIM_TTL_S = {"day": 3 * 86400.0, "month": 33 * 86400.0}
+# A refusal caused by other requests' reservations clears when they settle, which for most calls is
+# seconds away; the header says to come back then, not at the budget's reset.
+IN_FLIGHT_RETRY_S = 3
 
 
 class BudgetExceeded(RateLimited):
@@ -180,6 +193,25 @@ class BudgetEnforcer:
                 out.append(Charge(f"rl:key:{principal.key_id}:tpm", float(principal.tpm), Period.MINUTE, float(tokens)))
             return out
 
+        def shrink(refused: LedgerRefused, room: float) -> int | None:
+            return self._shrink(
+                refused, room, prompt_tokens, completion_tokens, usd_per_prompt_token, usd_per_completion_token
+            )
+
+        async def refuse(refused: LedgerRefused) -> RateLimited:
+            # Would this request fit, whole or shrunk, once the requests in flight have settled?
+            in_flight = (
+                refused.counter.startswith("budget:")
+                and refused.reserved > TOLERANCE
+                and (
+                    not refuses(used=refused.used, reserved=0.0, amount=refused.amount, limit=refused.limit)
+                    or shrink(refused, refused.limit - refused.used) is not None
+                )
+            )
+            if not in_flight:
+                await self._exhausted(refused, plan)
+            return self._refusal(refused, plan, in_flight=in_flight)
+
         started = time.perf_counter()
         try:
             admission.reservation = await self._guard(
@@ -187,12 +219,9 @@ class BudgetEnforcer:
             )
             return admission
         except LedgerRefused as refused:
-            shrunk = self._shrink(
-                refused, prompt_tokens, completion_tokens, usd_per_prompt_token, usd_per_completion_token
-            )
+            shrunk = shrink(refused, refused.remaining)
             if shrunk is None:
-                await self._exhausted(refused, plan)
-                raise self._refusal(refused, plan) from None
+                raise await refuse(refused) from None
         finally:
             self.ledger_seconds.labels("reserve").observe(time.perf_counter() - started)
         # Near a budget's end: reserve what remains and cap max_tokens to it instead of refusing outright.
@@ -201,19 +230,24 @@ class BudgetEnforcer:
                 self._ledger.reserve(charges(shrunk), ttl_s=self._settings.reservation_ttl_s)
             )
         except LedgerRefused as refused:
-            await self._exhausted(refused, plan)
-            raise self._refusal(refused, plan) from None
+            raise await refuse(refused) from None
         admission.max_tokens = shrunk
         admission.shrunk = True
         return admission
 
     def _shrink(
-        self, refused: LedgerRefused, prompt: int, completion: int, usd_prompt: float, usd_completion: float
+        self,
+        refused: LedgerRefused,
+        room: float,
+        prompt: int,
+        completion: int,
+        usd_prompt: float,
+        usd_completion: float,
     ) -> int | None:
+        """The completion allowance that fits in ``room`` of the refusing counter, if a useful one does."""
         if refused.counter.startswith("rl:"):
             # A rate limit frees up within the minute: refuse with retry-after rather than truncate.
             return None
-        room = refused.remaining
         if refused.counter.endswith(":usd"):
             if usd_completion <= 0:
                 return None
@@ -223,7 +257,8 @@ class BudgetEnforcer:
         allowance = min(allowance, completion - 1)
         return allowance if allowance >= self._settings.min_completion_tokens else None
 
-    def _refusal(self, refused: LedgerRefused, plan: Plan) -> RateLimited:
+    def _refusal(self, refused: LedgerRefused, plan: Plan, *, in_flight: bool = False) -> RateLimited:
+        """429 naming the scope; ``in_flight``: the room is only held by requests in flight, not used up."""
         resets = utc_iso(refused.resets_at)
         retry = None
         if refused.resets_at is not None:
@@ -248,18 +283,34 @@ class BudgetEnforcer:
             if unit == "tokens"
             else (f"${left:.6f} of ${refused.limit:.6f}")
         )
+        extra: dict[str, object] = {
+            "scope": budget.scope if budget else None,
+            "budget_id": budget_id,
+            "unit": unit,
+            "remaining": left,
+            "reserved": refused.reserved,
+            "limit": refused.limit,
+            "resets_at": resets,
+            "reason": "reserved_in_flight" if in_flight else "exhausted",
+        }
+        if in_flight:
+            if unit == "tokens":
+                held = f"{refused.reserved:,.0f} tokens are"
+                now = f"{left:,.0f} of {refused.limit:,.0f} tokens"
+            else:
+                held = f"${refused.reserved:.6f} is"
+                now = f"${left:.6f} of ${refused.limit:.6f}"
+            return BudgetExceeded(
+                f"budget '{name}' is busy: {held} reserved by requests in flight, {now} free until they finish; "
+                "retry in a few seconds",
+                headers={"retry-after": str(IN_FLIGHT_RETRY_S)},
+                extra=extra,
+            )
         when = f"resets {resets}" if resets else "a total budget never resets; ask an admin to raise it"
         return BudgetExceeded(
             f"budget '{name}' exhausted: {amount} left, not enough for this request; {when}",
             headers=headers,
-            extra={
-                "scope": budget.scope if budget else None,
-                "budget_id": budget_id,
-                "unit": unit,
-                "remaining": left,
-                "limit": refused.limit,
-                "resets_at": resets,
-            },
+            extra=extra,
         )
 
     async def settle(self, admission: Admission, prompt_tokens: int, completion_tokens: int, usd: float) -> None:
