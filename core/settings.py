@@ -105,6 +105,15 @@ class PromptSettings(_Strict):
     )
     random_seed: int | None = Field(default=None, description="seeds the canary split (for tests); unset: random")
     cache_versions: int = Field(default=512, ge=1, description="published versions kept compiled in memory")
+    render_timeout_s: float = Field(
+        default=1.0, gt=0, le=60, description="a render (variables check included) that runs longer answers 400"
+    )
+    max_render_chars: int = Field(
+        default=1_000_000, ge=1000, description="longest rendered text, and longest string or list built on the way"
+    )
+    max_render_steps: int = Field(
+        default=1_000_000, ge=1000, description="loop iterations, calls and filters one render may take"
+    )
 
     @field_validator("directory")
     @classmethod

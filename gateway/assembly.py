@@ -31,6 +31,7 @@ from .engine import load_engine
 from .ledger import Ledger, create_ledger
 from .metrics import GatewayMetrics
 from .prompts import PromptRegistry
+from .prompts.sandbox import RenderLimits
 from .routing import RoutingPolicy
 from .settlements import Settlements
 from .usage import UsageRecorder
@@ -95,7 +96,10 @@ def build_gateway_core(
     settlements = Settlements(registry)
     enforcer = BudgetEnforcer(budget_store, ledger, alerts, settings.budgets, registry, settlements)
     prompts = PromptRegistry(
-        db, rng=random.Random(settings.prompts.random_seed), cache_size=settings.prompts.cache_versions
+        db,
+        rng=random.Random(settings.prompts.random_seed),
+        cache_size=settings.prompts.cache_versions,
+        limits=RenderLimits.of(settings.prompts),
     )
     chat = ChatService(
         engine_ref, catalog, RoutingPolicy(settings.routing, catalog), recorder, metrics, enforcer, prompts

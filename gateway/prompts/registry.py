@@ -21,6 +21,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import difflib
 import logging
 import random
@@ -37,6 +38,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from core.errors import InvalidRequest, NotFound, ServiceUnavailable
 from core.identity.projects import Conflict
 
+from .sandbox import RenderLimits
 from .spec import Draft, PromptSpec
 from .tables import PromptLabelRow, PromptVersionRow
 from .template import CompiledPrompt, compile_prompt, sandbox
@@ -90,9 +92,16 @@ def _aware(value: datetime) -> datetime:
 
 
 class PromptRegistry:
-    def __init__(self, engine: AsyncEngine, *, rng: random.Random | None = None, cache_size: int = 512) -> None:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        *,
+        rng: random.Random | None = None,
+        cache_size: int = 512,
+        limits: RenderLimits | None = None,
+    ) -> None:
         self._engine = engine
-        self._env = sandbox()
+        self._env = sandbox(limits)
         self._rng = rng or random.Random()
         self._cache: OrderedDict[tuple[str, int], PromptVersion] = OrderedDict()
         self._cache_size = cache_size
@@ -104,7 +113,8 @@ class PromptRegistry:
     # --- versions ------------------------------------------------------------
     async def publish(self, draft: Draft, *, source: str, created_by: str | None) -> tuple[PromptVersion, bool]:
         """Store ``draft`` as the next version, or return the version with the same content (created False)."""
-        self.check(draft)
+        # Compiling is CPU work linear in the template's size (nothing it computes runs): off the event loop.
+        compiled = await asyncio.to_thread(self.check, draft)
         spec = draft.spec
         digest = spec.content_hash()
         for _ in range(_ATTEMPTS):
@@ -128,7 +138,7 @@ class PromptRegistry:
                     await conn.execute(insert(PromptVersionRow).values(**row))
             except IntegrityError:
                 continue  # another replica stored this content or took this number: look again
-            return self._remember(row), True
+            return await self._remember(row, compiled), True
         raise ServiceUnavailable(f"publishing '{spec.name}' kept colliding with concurrent publishes; retry")
 
     async def get(self, name: str, version: int) -> PromptVersion:
@@ -140,7 +150,7 @@ class PromptRegistry:
             row = (await conn.execute(select(*V).where(V.name == name, V.version == version))).mappings().first()
         if row is None:
             raise await self._missing_version(name, version)
-        return self._remember(row)
+        return await self._remember(row)
 
     async def versions(self, name: str) -> Sequence[RowMapping]:
         async with self._engine.connect() as conn:
@@ -346,14 +356,17 @@ class PromptRegistry:
     async def _by_hash(self, name: str, digest: str) -> PromptVersion | None:
         async with self._engine.connect() as conn:
             row = (await conn.execute(select(*V).where(V.name == name, V.content_hash == digest))).mappings().first()
-        return None if row is None else self._remember(row)
+        return None if row is None else await self._remember(row)
 
-    def _remember(self, row: Mapping[Any, Any]) -> PromptVersion:
+    async def _remember(self, row: Mapping[Any, Any], compiled: CompiledPrompt | None = None) -> PromptVersion:
         key = (str(row["name"]), int(row["version"]))
         cached = self._cache.get(key)
         if cached is not None:
             return cached
-        draft = Draft(spec=PromptSpec.model_validate(row["spec"]), text=row["source_text"])
+        tag = f"{key[0]}@{key[1]}"
+        if compiled is None:
+            draft = Draft(spec=PromptSpec.model_validate(row["spec"]), text=row["source_text"])
+            compiled = await asyncio.to_thread(compile_prompt, self._env, draft, tag)
         entry = PromptVersion(
             name=key[0],
             version=key[1],
@@ -362,7 +375,7 @@ class PromptRegistry:
             created_at=_aware(row["created_at"]),
             created_by=row["created_by"],
             source=row["source"],
-            compiled=compile_prompt(self._env, draft, f"{key[0]}@{key[1]}"),
+            compiled=dataclasses.replace(compiled, tag=tag),
         )
         self._cache[key] = entry
         while len(self._cache) > self._cache_size:

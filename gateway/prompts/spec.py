@@ -20,6 +20,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from core.errors import InvalidRequest
+from core.schema import check_schema as check_json_schema
 from core.validation import invalid_from
 
 NAME_RE = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$")
@@ -94,7 +95,7 @@ class PromptSpec(BaseModel):
 
 def _check_schema(schema: dict[str, Any]) -> None:
     try:
-        jsonschema.Draft202012Validator.check_schema(schema)
+        check_json_schema(schema)  # its patterns must run on RE2: they match caller-controlled text
     except jsonschema.SchemaError as exc:
         where = "/".join(str(p) for p in exc.path)
         raise ValueError(f"not a valid JSON schema{f' at {where}' if where else ''}: {exc.message}") from None

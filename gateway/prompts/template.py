@@ -8,15 +8,20 @@ and autoescape is off (prompts are not HTML). ``trim_blocks`` and
 and ``tojson`` writes Chinese as is (Jinja's own escapes it for HTML).
 
 Everything is checked at publish: syntax (with the line), unknown filters,
-and every variable a template reads must be declared in ``variables``. At
-render time the variables are validated against that schema first, so a
-caller learns every missing or wrong-typed variable at once.
+every variable a template reads must be declared in ``variables``, and the
+schema's patterns must run on RE2. At render time the variables are
+validated against that schema first, so a caller learns every missing or
+wrong-typed variable at once.
+
+A render runs on a budget (:mod:`.sandbox`): past ``prompts.render_timeout_s``
+it answers 400 ``template_timeout``, and past ``prompts.max_render_chars`` or
+``prompts.max_render_steps`` 400 ``template_too_large``, naming the limit.
+Callers on the event loop render in a worker thread (:func:`.use.prepare`).
 """
 
 from __future__ import annotations
 
 import copy
-import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -25,29 +30,39 @@ from typing import Any
 import jsonschema
 from jinja2 import StrictUndefined, Template, TemplateError, TemplateSyntaxError, meta
 from jinja2.exceptions import SecurityError
-from jinja2.sandbox import ImmutableSandboxedEnvironment
 
+from core import schema
 from core.errors import InvalidRequest
 
+from .sandbox import BoundedSandbox, BudgetExceeded, RenderLimits, tojson
 from .spec import Draft, PromptSpec
 
 _REQUIRED = re.compile(r"^'(.+)' is a required property$")
 
 
-def _tojson(value: Any, indent: int | None = None) -> str:
-    return json.dumps(value, ensure_ascii=False, indent=indent)
-
-
-def sandbox() -> ImmutableSandboxedEnvironment:
-    env = ImmutableSandboxedEnvironment(
-        undefined=StrictUndefined, autoescape=False, trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=False
+def sandbox(limits: RenderLimits | None = None) -> BoundedSandbox:
+    return BoundedSandbox(
+        limits or RenderLimits(),
+        {"tojson": tojson},
+        undefined=StrictUndefined,
+        autoescape=False,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=False,
     )
-    env.filters["tojson"] = _tojson
-    return env
 
 
 class RenderError(InvalidRequest):
     code = "prompt_render_failed"
+
+
+def _over_budget(tag: str, where: str, exc: BudgetExceeded) -> InvalidRequest:
+    fix = (
+        "simplify its loops or pass smaller variables"
+        if exc.code == "template_timeout"
+        else "shorten the template's output or its variables"
+    )
+    return InvalidRequest(f"prompt {tag} {where} stopped: {exc.message}; {fix}", code=exc.code)
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,10 +74,26 @@ class CompiledPrompt:
     templates: tuple[Template, ...]
     validator: jsonschema.protocols.Validator
     defaults: Mapping[str, Any]
+    env: BoundedSandbox
 
     def render(self, variables: Mapping[str, Any], param: str = "variables") -> list[dict[str, str]]:
+        """The messages for ``variables``; CPU-bound up to ``prompts.render_timeout_s``, so not on the event loop."""
+        with self.env.budget():
+            return self._render(variables, param)
+
+    def _render(self, variables: Mapping[str, Any], param: str) -> list[dict[str, str]]:
         values = {**copy.deepcopy(dict(self.defaults)), **variables}
-        problems = [_describe(e, param) for e in sorted(self.validator.iter_errors(values), key=_order)]
+        try:
+            errors = sorted(self.validator.iter_errors(values), key=_order)
+        except BudgetExceeded as exc:
+            raise _over_budget(self.tag, "checking the variables", exc) from None
+        except RecursionError:
+            raise InvalidRequest(
+                f"variables for prompt {self.tag} could not be checked: its schema refers to itself without end",
+                param=param,
+                code="invalid_prompt_variables",
+            ) from None
+        problems = [_describe(e, param) for e in errors]
         if problems:
             declared = ", ".join(sorted(self.spec.declared())) or "none"
             raise InvalidRequest(
@@ -74,7 +105,13 @@ class CompiledPrompt:
         messages: list[dict[str, str]] = []
         for index, (message, template) in enumerate(zip(self.spec.template, self.templates, strict=True)):
             try:
-                content = template.render(values).strip()
+                content = self._output(template, values).strip()
+            except BudgetExceeded as exc:
+                raise _over_budget(self.tag, f"template[{index}]", exc) from None
+            except RecursionError:
+                raise RenderError(
+                    f"prompt {self.tag} template[{index}] recursed too deeply (a macro calling itself without end?)"
+                ) from None
             except SecurityError as exc:
                 raise RenderError(
                     f"prompt {self.tag} template[{index}] did something the sandbox forbids: {exc}"
@@ -95,6 +132,13 @@ class CompiledPrompt:
             raise RenderError(f"prompt {self.tag} rendered no message for these variables")
         return messages
 
+    def _output(self, template: Template, values: Mapping[str, Any]) -> str:
+        budget, parts = self.env.current(), []
+        for part in template.generate(values):
+            budget.write(len(part))
+            parts.append(part)
+        return "".join(parts)
+
 
 def _order(error: jsonschema.ValidationError) -> tuple[str, ...]:
     return tuple(str(p) for p in error.absolute_path)
@@ -111,7 +155,7 @@ def _describe(error: jsonschema.ValidationError, param: str) -> str:
     return f"'{where}': {error.message}"
 
 
-def compile_prompt(env: ImmutableSandboxedEnvironment, draft: Draft, tag: str) -> CompiledPrompt:
+def compile_prompt(env: BoundedSandbox, draft: Draft, tag: str) -> CompiledPrompt:
     """Compile every template of ``draft``; 400 naming the message, line and problem."""
     spec = draft.spec
     declared = spec.declared()
@@ -144,5 +188,8 @@ def compile_prompt(env: ImmutableSandboxedEnvironment, draft: Draft, tag: str) -
             )
     properties = spec.variables.get("properties", {})
     defaults = {k: v["default"] for k, v in properties.items() if isinstance(v, dict) and "default" in v}
-    validator = jsonschema.Draft202012Validator(spec.variables)
-    return CompiledPrompt(tag=tag, spec=spec, templates=tuple(templates), validator=validator, defaults=defaults)
+    # Deadline-checked: a schema's $refs can make validation grow exponentially with the variables' depth.
+    validator = schema.validator(spec.variables, before_keyword=env.tick)
+    return CompiledPrompt(
+        tag=tag, spec=spec, templates=tuple(templates), validator=validator, defaults=defaults, env=env
+    )

@@ -8,6 +8,7 @@ hint goes to the routing policy.
 
 from __future__ import annotations
 
+import asyncio
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -57,7 +58,8 @@ async def prepare(registry: PromptRegistry, ref: PromptRef, prefix: str = "promp
         exc.param = f"{prefix}{exc.param}" if exc.param else exc.param
         raise
     spec = version.spec
-    messages = version.compiled.render(ref.variables, param=f"{prefix}variables")
+    # A render may take up to prompts.render_timeout_s of CPU: a worker thread keeps the event loop serving.
+    messages = await asyncio.to_thread(version.compiled.render, ref.variables, f"{prefix}variables")
     return PromptCall(
         name=version.name,
         version=version.version,
