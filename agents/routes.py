@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import redis
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -20,7 +20,7 @@ from starlette.routing import BaseRoute, Route, WebSocketRoute
 from core.errors import Forbidden, InvalidRequest
 from core.http import JSONResponse, read_json
 from core.identity.principal import Principal
-from core.validation import parse, query_int
+from core.validation import INT64_MAX, Text, bounded_int, header_text, parse, query_int
 
 from .runtime import TaskRuntime
 from .store import task_view
@@ -30,15 +30,16 @@ from .tables import STATUSES
 log = logging.getLogger("aitp.agents.routes")
 
 Authenticate = Callable[[str | None], Awaitable[Principal]]  # the Authorization header -> who calls
+IDEMPOTENCY_KEY_CHARS = 200  # tasks.idempotency_key is String(200)
 
 
 class SubmitSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    kind: str = Field(min_length=1, max_length=64, description="a registered task kind, e.g. system.sleep")
+    kind: Annotated[str, Text(64, 1)] = Field(description="a registered task kind, e.g. system.sleep")
     input: dict[str, Any] = Field(default_factory=dict, description="validated against the kind's input model")
-    idempotency_key: str | None = Field(
-        default=None, min_length=1, max_length=200, description="the same key returns the same task"
+    idempotency_key: Annotated[str, Text(IDEMPOTENCY_KEY_CHARS, 1)] | None = Field(
+        default=None, description="the same key returns the same task"
     )
     priority: int = Field(default=0, ge=-100, le=100)
 
@@ -47,7 +48,7 @@ class ReviewSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     action: Literal["approved", "rejected", "corrected"]
-    feedback: str | None = Field(default=None, max_length=20_000)
+    feedback: Annotated[str, Text(20_000)] | None = None
     corrected_body: Any = None
 
     @model_validator(mode="after")
@@ -86,8 +87,9 @@ def task_routes(authenticate_header: Authenticate, runtime: TaskRuntime) -> list
     async def submit(request: Request) -> Response:
         principal = await authenticate(request)
         require_writer(principal)
+        header_key = header_text(request.headers, "Idempotency-Key", IDEMPOTENCY_KEY_CHARS)
         spec = parse(SubmitSpec, await read_json(request))
-        key = spec.idempotency_key or request.headers.get("idempotency-key") or None
+        key = spec.idempotency_key or header_key
         task_input = runtime.kinds.validate(spec.kind, spec.input)
         row, created = await store.submit(
             project_id=principal.project_id,
@@ -147,6 +149,10 @@ def task_routes(authenticate_header: Authenticate, runtime: TaskRuntime) -> list
 
     async def events(request: Request) -> Response:
         principal = await authenticate(request)
+        # Checked before the stream starts: once it has, an error can only cut it off mid-body.
+        last = request.headers.get("last-event-id") or request.query_params.get("last_event_id")
+        if last:
+            bounded_int(last, "Last-Event-ID", "last_event_id", 0, INT64_MAX)
         key = KeyWatch(
             authenticate_header, request.headers.get("authorization"), principal, runtime.settings.stream_key_recheck_s
         )

@@ -14,7 +14,6 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.applications import Starlette
-from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
@@ -26,15 +25,7 @@ from agents.automation import AutomationStore, automation_routes
 from agents.kb import kb_routes
 from agents.testcases.routes import testcase_routes
 from core.db import create_engine, migrate
-from core.errors import APIError
-from core.http import (
-    JSONResponse,
-    RequestContextMiddleware,
-    handle_api_error,
-    handle_database_error,
-    handle_http_exception,
-    handle_unexpected,
-)
+from core.http import InputGuardMiddleware, JSONResponse, RequestContextMiddleware, exception_handlers
 from core.identity.audit import AuditLog
 from core.identity.keys import KeyStore
 from core.identity.projects import ProjectStore
@@ -179,14 +170,10 @@ def create_app(settings: Settings) -> Starlette:
                 max_body_bytes=settings.server.max_body_bytes,
                 # Multipart framing adds a little to the document itself.
                 path_limits={"/api/kb/documents": (settings.kb.max_upload_bytes + 64 * 1024, "kb.max_upload_bytes")},
-            )
+            ),
+            Middleware(InputGuardMiddleware),
         ],
-        exception_handlers={
-            APIError: handle_api_error,
-            SQLAlchemyError: handle_database_error,
-            HTTPException: handle_http_exception,
-            Exception: handle_unexpected,
-        },
+        exception_handlers=exception_handlers(),
         lifespan=lifespan,
     )
     app.state.aitp = state

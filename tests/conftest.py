@@ -187,7 +187,11 @@ def fake_models(fake: FakeUpstream) -> list[dict[str, Any]]:
 
 
 def start_server(
-    tmp: Path, config: dict[str, Any], database_url: str, extra_env: dict[str, str] | None = None
+    tmp: Path,
+    config: dict[str, Any],
+    database_url: str,
+    extra_env: dict[str, str] | None = None,
+    module: str = "aitp.cli",  # another module that runs ``aitp serve`` (e.g. with test-only routes added)
 ) -> Server:
     tmp.mkdir(parents=True, exist_ok=True)
     config_path = tmp / "aitp.yaml"
@@ -209,7 +213,7 @@ def start_server(
     log_path = tmp / "server.log"
     log_file = log_path.open("wb")
     process = subprocess.Popen(
-        [sys.executable, "-m", "aitp.cli", "serve", "--host", "127.0.0.1", "--port", "0"],
+        [sys.executable, "-m", module, "serve", "--host", "127.0.0.1", "--port", "0"],
         cwd=tmp,
         env=env,
         stdout=log_file,

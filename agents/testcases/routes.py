@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import quote
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -21,7 +21,7 @@ from core.errors import APIError, InvalidRequest
 from core.http import JSONResponse, read_json
 from core.identity.principal import Principal
 from core.identity.projects import Conflict
-from core.validation import parse, query_int
+from core.validation import Text, parse, query_int
 
 from ..kb import KnowledgeBase
 from ..routes import require_writer
@@ -48,8 +48,8 @@ FORMATS: dict[str, tuple[str, str]] = {
 class CaseChanges(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    title: str | None = Field(default=None, min_length=1, max_length=200)
-    module: str | None = Field(default=None, min_length=1, max_length=200)
+    title: Annotated[str, Text(200, 1)] | None = None  # testcases.title and .module are String(200)
+    module: Annotated[str, Text(200, 1)] | None = None
     preconditions: list[str] | None = None
     steps: list[Step] | None = Field(default=None, min_length=1)
     priority: Priority | None = None
@@ -62,7 +62,7 @@ class ReviewBody(BaseModel):
 
     action: Literal["accept", "reject", "edit"]
     changes: CaseChanges | None = Field(default=None, description="for 'edit': the fields to change")
-    note: str | None = Field(default=None, max_length=5000)
+    note: Annotated[str, Text(5000)] | None = None
 
     @model_validator(mode="after")
     def _edit_needs_changes(self) -> ReviewBody:

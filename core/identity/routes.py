@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from starlette.requests import Request
@@ -12,7 +13,7 @@ from starlette.routing import Route
 
 from core.errors import InvalidRequest, NotFound
 from core.http import JSONResponse, read_json, request_id
-from core.validation import parse, query_int
+from core.validation import Int32, Text, parse, query_int
 
 from .audit import AuditLog
 from .keys import KeyStore, key_view
@@ -26,20 +27,20 @@ class ProjectSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(pattern=SLUG, description="lower-case letters, digits, '-' and '_'; becomes the project id")
-    description: str = Field(default="", max_length=1000)
+    description: Annotated[str, Text(1000)] = ""
 
 
 class KeySpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    project: str | None = Field(default=None, max_length=64, description="default: the caller's project")
-    name: str = Field(min_length=1, max_length=128)
+    project: Annotated[str, Text(64, 1)] | None = Field(default=None, description="default: the caller's project")
+    name: Annotated[str, Text(128, 1)]
     role: Role = "member"
-    allowed_models: list[str] | None = Field(default=None, max_length=100)
+    allowed_models: list[Annotated[str, Text(256, 1)]] | None = Field(default=None, max_length=100)
     expires_at: datetime | None = None
     expires_in_s: float | None = Field(default=None, gt=0, le=10 * 365 * 86400)
-    rpm: int | None = Field(default=None, gt=0)
-    tpm: int | None = Field(default=None, gt=0)
+    rpm: Int32 | None = Field(default=None, gt=0)
+    tpm: Int32 | None = Field(default=None, gt=0)
 
     @field_validator("expires_at")
     @classmethod
@@ -55,7 +56,7 @@ class KeySpec(BaseModel):
 class RevokeSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    reason: str = Field(default="revoked by an admin", max_length=500)
+    reason: Annotated[str, Text(500)] = "revoked by an admin"
 
 
 @dataclass(slots=True)

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from core.errors import InvalidRequest
+from core.validation import Int64, Text
 
 Scope = Literal["project", "key", "user"]
 PeriodName = Literal["day", "month", "total"]
@@ -16,16 +17,16 @@ Action = Literal["alert", "downgrade", "block"]
 class BudgetSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    project: str = Field(min_length=1, max_length=64)
+    project: Annotated[str, Text(64, 1)]
     scope: Scope = "project"
-    scope_id: str | None = Field(default=None, min_length=1, max_length=256, description="key id or user name")
+    scope_id: Annotated[str, Text(256, 1)] | None = Field(default=None, description="key id or user name")
     period: PeriodName = "month"
-    limit_tokens: int | None = Field(default=None, gt=0)
-    limit_usd: float | None = Field(default=None, gt=0)
+    limit_tokens: Int64 | None = Field(default=None, gt=0)
+    limit_usd: float | None = Field(default=None, gt=0, allow_inf_nan=False)
     action: Action = "alert"
     downgrade_at: float = Field(default=0.9, gt=0, le=1)
     thresholds: list[float] = Field(default_factory=lambda: [0.5, 0.8, 1.0], max_length=10)
-    name: str | None = Field(default=None, max_length=128)
+    name: Annotated[str, Text(128)] | None = None
 
     @field_validator("thresholds")
     @classmethod

@@ -8,7 +8,7 @@ platform-wide. Every change is written to the audit log.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import RowMapping
@@ -23,12 +23,12 @@ from core.identity.principal import Principal
 from core.identity.projects import Conflict
 from core.identity.routes import Identity
 from core.timefmt import utc_iso
-from core.validation import parse, query_int
+from core.validation import INT32_MAX, Int32, Json, Text, parse, query_int
 from gateway.reports import DEFAULT_WINDOW, parse_instant
 from gateway.schemas import PromptRef
 
 from .registry import PRODUCTION, Move, PromptRegistry, PromptVersion
-from .spec import Draft, check_label, from_data, from_yaml
+from .spec import MAX_NAME_CHARS, Draft, check_label, from_data, from_yaml
 from .stats import AcceptanceSource, VersionStats, version_stats
 from .use import prepare
 
@@ -38,7 +38,7 @@ YAML_TYPES = ("application/yaml", "application/x-yaml", "text/yaml", "text/x-yam
 class LabelSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    version: int = Field(ge=1)
+    version: Int32 = Field(ge=1)
     weight: float | None = Field(default=None, ge=0, le=1, description="canary: share of production calls")
     pinned: bool = Field(default=True, description="false hands production back to the prompt's file")
 
@@ -46,16 +46,16 @@ class LabelSpec(BaseModel):
 class RollbackSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    label: str = PRODUCTION
-    version: int | None = Field(default=None, ge=1, description="default: where the label pointed before")
+    label: Annotated[str, Text(64, 1)] = PRODUCTION
+    version: Int32 | None = Field(default=None, ge=1, description="default: where the label pointed before")
 
 
 class RenderSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    version: int | None = Field(default=None, ge=1)
-    label: str | None = Field(default=None, min_length=1, max_length=64)
-    variables: dict[str, Any] = Field(default_factory=dict)
+    version: Int32 | None = Field(default=None, ge=1)
+    label: Annotated[str, Text(64, 1)] | None = None
+    variables: Annotated[dict[str, Any], Json()] = Field(default_factory=dict)
 
 
 def version_view(version: PromptVersion, full: bool = False) -> dict[str, Any]:
@@ -107,9 +107,19 @@ def _int_param(request: Request, name: str) -> int:
         value = int(raw)
     except ValueError:
         raise InvalidRequest(f"'{name}' must be a version number such as 3, got {raw!r}", param=name) from None
-    if value < 1:
-        raise InvalidRequest(f"'{name}' must be 1 or more, got {value}", param=name)
+    if not 1 <= value <= INT32_MAX:
+        raise InvalidRequest(f"'{name}' must be between 1 and {INT32_MAX}, got {value}", param=name)
     return value
+
+
+def _name_param(request: Request) -> str:
+    # Longer names cannot exist (the column is String(128)); a 400 says so rather than a failed lookup.
+    name: str = request.path_params["name"]
+    if len(name) > MAX_NAME_CHARS:
+        raise InvalidRequest(
+            f"prompt names are at most {MAX_NAME_CHARS} characters; this one has {len(name)}", param="name"
+        )
+    return name
 
 
 def _label_param(request: Request) -> str:
@@ -190,7 +200,7 @@ def prompt_routes(
 
     async def show(request: Request) -> Response:
         await identity.principal(request)
-        name = request.path_params["name"]
+        name = _name_param(request)
         rows = await registry.versions(name)
         latest = await registry.get(name, int(rows[-1]["version"]))
         return JSONResponse(
@@ -205,12 +215,12 @@ def prompt_routes(
 
     async def show_version(request: Request) -> Response:
         await identity.principal(request)
-        version = await registry.get(request.path_params["name"], _int_param(request, "version"))
+        version = await registry.get(_name_param(request), _int_param(request, "version"))
         return JSONResponse(version_view(version, full=True))
 
     async def change_version(request: Request) -> Response:
         await admin(request)
-        version = await registry.get(request.path_params["name"], _int_param(request, "version"))
+        version = await registry.get(_name_param(request), _int_param(request, "version"))
         raise Conflict(
             f"prompt {version.tag} is published and cannot change, so that usage and results stay comparable; "
             f"publish a new version (POST /api/prompts) and move a label to it",
@@ -219,7 +229,7 @@ def prompt_routes(
 
     async def set_label(request: Request) -> Response:
         principal = await admin(request)
-        name, label = request.path_params["name"], _label_param(request)
+        name, label = _name_param(request), _label_param(request)
         spec = parse(LabelSpec, await read_json(request))
         move = await registry.set_label(
             name, label, spec.version, weight=spec.weight, pinned=spec.pinned, by=principal.key_id
@@ -230,14 +240,14 @@ def prompt_routes(
 
     async def delete_label(request: Request) -> Response:
         principal = await admin(request)
-        name, label = request.path_params["name"], _label_param(request)
+        name, label = _name_param(request), _label_param(request)
         row = await registry.delete_label(name, label)
         await audit(request, principal, "prompt.label.delete", name, {"label": label, "version": row["version"]})
         return JSONResponse(label_view(row))
 
     async def rollback(request: Request) -> Response:
         principal = await admin(request)
-        name = request.path_params["name"]
+        name = _name_param(request)
         body = await request.body()
         spec = parse(RollbackSpec, await read_json(request)) if body.strip() else RollbackSpec()
         try:
@@ -251,7 +261,7 @@ def prompt_routes(
 
     async def diff(request: Request) -> Response:
         await identity.principal(request)
-        name = request.path_params["name"]
+        name = _name_param(request)
         rows = await registry.versions(name)
         latest = int(rows[-1]["version"])
         new = query_int(request.query_params, "to", latest, 1, 10**9)
@@ -261,7 +271,7 @@ def prompt_routes(
 
     async def render(request: Request) -> Response:
         await identity.principal(request)
-        name = request.path_params["name"]
+        name = _name_param(request)
         body = await request.body()
         spec = parse(RenderSpec, await read_json(request)) if body.strip() else RenderSpec()
         if spec.version is not None and spec.label is not None:
@@ -280,7 +290,7 @@ def prompt_routes(
 
     async def stats(request: Request) -> Response:
         principal = await identity.principal(request)
-        name = request.path_params["name"]
+        name = _name_param(request)
         params = request.query_params
         project = params.get("project") or None
         if project is not None:

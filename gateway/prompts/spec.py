@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import jsonschema
 import orjson
@@ -21,17 +21,22 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from core.errors import InvalidRequest
 from core.schema import check_schema as check_json_schema
-from core.validation import invalid_from
+from core.validation import MAX_DEPTH, Json, Text, check_body, invalid_from
 
 NAME_RE = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$")
 LABEL_RE = re.compile(r"^[a-z][a-z0-9_-]{0,63}$")
 NAME_RULE = "dotted lower-case words such as 'testcase.generate' (letters, digits and '_'; no '/', '..' or spaces)"
 PromptTier = Literal["turbo", "plus", "auto"]
+MAX_NAME_CHARS = 128  # prompt_versions.name is String(128)
+# jsonschema checks a schema recursively, several frames a level: 32 levels stay far from Python's limit.
+SCHEMA_DEPTH = 32
+# A spec is a few kilobytes; YAML aliases can make a short text expand into millions of values.
+MAX_SPEC_VALUES = 100_000
 
 
 def check_name(name: str) -> str:
-    if len(name) > 128 or not NAME_RE.match(name):
-        raise ValueError(f"prompt names are {NAME_RULE}, at most 128 characters; got {name!r:.80}")
+    if len(name) > MAX_NAME_CHARS or not NAME_RE.match(name):
+        raise ValueError(f"prompt names are {NAME_RULE}, at most {MAX_NAME_CHARS} characters; got {name!r:.80}")
     return name
 
 
@@ -45,20 +50,22 @@ class TemplateMessage(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     role: Literal["system", "developer", "user", "assistant"]
-    content: str = Field(min_length=1, max_length=200_000, description="a Jinja2 template")
+    content: Annotated[str, Text(200_000, 1)] = Field(description="a Jinja2 template")
 
 
 class PromptSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str
-    description: str = Field(default="", max_length=4000)
+    description: Annotated[str, Text(4000)] = ""
     tier: PromptTier = Field(default="auto", description="routing hint for model 'auto'")
-    variables: dict[str, Any] = Field(
+    variables: Annotated[dict[str, Any], Json(SCHEMA_DEPTH)] = Field(
         default_factory=lambda: {"type": "object"}, description="JSON schema of the variables"
     )
     template: list[TemplateMessage] = Field(min_length=1, max_length=64)
-    response_schema: dict[str, Any] | None = Field(default=None, description="JSON schema the answer must meet")
+    response_schema: Annotated[dict[str, Any], Json(SCHEMA_DEPTH)] | None = Field(
+        default=None, description="JSON schema the answer must meet"
+    )
 
     @field_validator("name")
     @classmethod
@@ -115,6 +122,7 @@ def from_data(data: Any, text: str | None = None, content_lines: dict[int, int] 
     """A draft from decoded JSON or YAML; 400 naming each bad field."""
     if not isinstance(data, dict):
         raise InvalidRequest("a prompt spec must be a mapping with name, template and the other fields")
+    check_body(data, "prompt spec", max_nodes=MAX_SPEC_VALUES)
     try:
         spec = PromptSpec.model_validate(data)
     except ValidationError as exc:
@@ -127,11 +135,34 @@ def from_data(data: Any, text: str | None = None, content_lines: dict[int, int] 
 def from_yaml(text: str) -> Draft:
     """A draft from YAML text, remembering where each template's content starts in it."""
     try:
+        _check_yaml_depth(text)
         data = yaml.safe_load(text)
         node = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.YAMLError as exc:
         raise InvalidRequest(f"the prompt is not valid YAML: {exc}") from None
     return from_data(data, text if text.endswith("\n") else text + "\n", _content_lines(node))
+
+
+def _check_yaml_depth(text: str) -> None:
+    """Refuse YAML nested deeper than the JSON limit before building it: composing nodes recurses.
+
+    The parser's event stream is produced without recursion, so counting
+    collection starts and ends on it is safe for any depth.
+    """
+    depth = 0
+    for events, event in enumerate(yaml.parse(text, Loader=yaml.SafeLoader), start=1):
+        if isinstance(event, yaml.CollectionStartEvent):
+            depth += 1
+            if depth > MAX_DEPTH:
+                line = event.start_mark.line + 1 if event.start_mark else "?"
+                raise InvalidRequest(
+                    f"the prompt YAML is nested deeper than {MAX_DEPTH} levels (at line {line}); flatten it",
+                    code="too_deeply_nested",
+                )
+        elif isinstance(event, yaml.CollectionEndEvent):
+            depth -= 1
+        if events > MAX_SPEC_VALUES:
+            raise InvalidRequest(f"the prompt YAML holds more than {MAX_SPEC_VALUES} values; it is not a prompt")
 
 
 def _content_lines(root: yaml.Node | None) -> dict[int, int]:
