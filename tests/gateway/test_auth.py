@@ -155,11 +155,25 @@ def test_admin_actions_are_audited(gateway: Server) -> None:
 def test_bad_admin_input_is_400_naming_the_field(
     gateway: Server, method: str, path: str, body: dict | None, param: str
 ) -> None:
+    before = admin_state(gateway)
     response = gateway.api(method, path, json=body) if body is not None else gateway.api(method, path)
     assert response.status_code == 400, response.text
     error = response.json()["error"]
     assert error["type"] == "invalid_request_error"
-    assert error["param"] == param or param in error["message"], error
+    assert error["param"] == param, error
+    assert param in error["message"], error
+    assert admin_state(gateway) == before, "the refused request created or changed something"
+
+
+def admin_state(server: Server) -> dict[str, object]:
+    """Everything an admin request could create or change, as the API lists it."""
+    state: dict[str, object] = {}
+    with httpx.Client(base_url=server.base_url, headers=server.admin_headers, timeout=30) as http:
+        for path in ("/api/projects", "/api/keys", "/api/budgets", "/api/audit?limit=20"):
+            response = http.get(path)
+            assert response.status_code == 200, response.text
+            state[path] = response.json()["items"]
+    return state
 
 
 def test_admin_endpoints_reject_malformed_json(gateway: Server) -> None:

@@ -25,6 +25,16 @@ def fresh_project() -> str:
     return "b-" + secrets.token_hex(4)
 
 
+def in_one_minute(needed_s: float = 10.0) -> None:
+    """Rate limits count in fixed UTC minutes, so a burst counted exactly must not straddle two of them.
+
+    When fewer than ``needed_s`` seconds are left in the current minute, wait for the next one.
+    """
+    left = 60.0 - time.time() % 60.0
+    if left < needed_s:
+        time.sleep(left + 0.05)
+
+
 def budget(server: Server, **spec: Any) -> dict[str, Any]:
     response = server.api("PUT", "/api/budgets", json=spec)
     assert response.status_code in (200, 201), response.text
@@ -221,6 +231,7 @@ async def test_disconnect_mid_stream_is_charged_and_reservation_released(gateway
 def test_rpm_limit(gateway: Server) -> None:
     key = gateway.new_key(fresh_project(), rpm=3)
     c = client(gateway, key)
+    in_one_minute()
     for _ in range(3):
         c.chat.completions.create(model="turbo", messages=[{"role": "user", "content": "x"}])
     with pytest.raises(openai.RateLimitError) as info:

@@ -15,6 +15,8 @@ import redis.asyncio
 from tests.conftest import PostgresDatabases, Server, ServerFactory, gateway_config
 from tests.fakes.llm_upstream import FakeUpstream, Reply
 
+from .test_budgets import in_one_minute
+
 REPLICAS = 3
 
 
@@ -89,9 +91,84 @@ async def test_concurrent_requests_across_replicas_never_overspend(replicas: lis
     assert sum(r["prompt_tokens"] + r["completion_tokens"] for r in rows) == state["tokens"]["used"]
 
 
+SYSTEM_PROMPT_TOKENS = 500  # billed by the provider on every call, invisible to the gateway's count
+IN_FLIGHT = 20
+
+
+async def _prompt_reservation(http: httpx.AsyncClient, head: Server, max_tokens: int) -> float:
+    """What the gateway reserves for the race's prompt: read from a budget while one call is in flight."""
+    project = "probe-" + secrets.token_hex(4)
+    key = head.new_key(project)
+    b = head.api("PUT", "/api/budgets", json={"project": project, "limit_tokens": 10**6, "action": "block"}).json()
+    call = asyncio.create_task(_request(http, head, key, False, max_tokens))
+    reserved = 0.0
+    while not reserved and not call.done():
+        response = await http.get(f"{head.base_url}/api/budgets/{b['id']}/status", headers=head.admin_headers)
+        reserved = response.json()["status"]["tokens"]["reserved"]
+        await asyncio.sleep(0.01)
+    assert await call == 200 and reserved, "the probe call was never seen in flight"
+    return reserved - max_tokens
+
+
+async def test_usage_above_the_estimate_overshoots_by_at_most_the_in_flight_excess(
+    replicas: list[Server], fake: FakeUpstream
+) -> None:
+    """The ledger records what the provider reports even above the reservation.
+
+    Admission still needs ``used + reserved + estimate <= limit``, so the budget ends above its
+    limit by at most the excess of the calls in flight when the last one was admitted: with at most
+    ``IN_FLIGHT`` calls at a time and completions capped at the reserved ``max_tokens``, that is
+    ``IN_FLIGHT * (reported prompt - reserved prompt)``.
+    """
+    head = replicas[0]
+    fake.script("qwen-turbo", Reply(content="ok", system_prompt_tokens=SYSTEM_PROMPT_TOKENS, delay_ms=1000))
+    async with httpx.AsyncClient(timeout=60, limits=httpx.Limits(max_connections=300)) as http:
+        estimate = await _prompt_reservation(http, head, max_tokens=100)
+        reported = 1 + SYSTEM_PROMPT_TOKENS  # the fake counts the one word of "generate", plus the hidden prompt
+        assert estimate > 0 and estimate + 200 < reported, "every call below reports more than it reserved"
+
+        project = "over-" + secrets.token_hex(4)
+        key = head.new_key(project)
+        limit_tokens, limit_usd = 6000, 1.0  # the USD limit is never reached: only its counter is checked
+        b = head.api(
+            "PUT",
+            "/api/budgets",
+            json={"project": project, "limit_tokens": limit_tokens, "limit_usd": limit_usd, "action": "block"},
+        ).json()
+        fake.set_default(
+            "qwen-turbo",
+            Reply(content="ok " * 40, completion_tokens=60, system_prompt_tokens=SYSTEM_PROMPT_TOKENS, delay_ms=20),
+        )
+        gate = asyncio.Semaphore(IN_FLIGHT)
+        rng = random.Random(11)
+
+        async def one(i: int, stream: bool, max_tokens: int) -> int:
+            async with gate:
+                return await _request(http, replicas[i % REPLICAS], key, stream, max_tokens)
+
+        statuses = await asyncio.gather(*[one(i, rng.random() < 0.5, rng.randint(10, 200)) for i in range(300)])
+    assert set(statuses) <= {200, 429}, statuses
+    served = statuses.count(200)
+    assert served > 0 and statuses.count(429) > 0
+    rows = await head.wait_rows(
+        "SELECT prompt_tokens, completion_tokens, cost_usd FROM usage_records WHERE project_id = :p AND status = 'ok'",
+        count=served,
+        p=project,
+    )
+    assert len(rows) == served
+    assert {r["prompt_tokens"] for r in rows} == {reported}
+    state = head.api("GET", f"/api/budgets/{b['id']}/status").json()["status"]
+    assert state["tokens"]["reserved"] == 0 and state["usd"]["reserved"] < 1e-12
+    assert state["tokens"]["used"] == sum(r["prompt_tokens"] + r["completion_tokens"] for r in rows)
+    assert state["usd"]["used"] == pytest.approx(sum(r["cost_usd"] for r in rows), rel=1e-9, abs=1e-12)
+    overshoot = state["tokens"]["used"] - limit_tokens
+    assert overshoot <= IN_FLIGHT * (reported - estimate), (overshoot, served)
+
+
 def test_rpm_holds_across_replicas(replicas: list[Server]) -> None:
     key = replicas[0].new_key("rpm-" + secrets.token_hex(4), rpm=5)
     codes = []
+    in_one_minute()
     for i in range(12):
         server = replicas[i % REPLICAS]
         response = httpx.post(

@@ -4,7 +4,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from agents.testcases import GenerationOptions, validate_output
+from agents.testcases import GenerationOptions, GenerationOutput, validate_output
 
 
 def answer() -> dict[str, Any]:
@@ -40,6 +40,10 @@ def test_valid_answer_as_dict_and_string() -> None:
 
 
 def test_fenced_and_wrapped_json_is_accepted() -> None:
+    expected = GenerationOutput.model_validate(answer())
+    assert [c.title for c in expected.cases] == ["密码长度 8 位可以登录"]
+    assert [p.id for p in expected.requirement_points] == ["R1", "R2"]
+    assert expected.open_questions == ["密码是否区分大小写？"]
     body = json.dumps(answer(), ensure_ascii=False, indent=2)
     for raw in (
         f"```json\n{body}\n```",
@@ -48,7 +52,8 @@ def test_fenced_and_wrapped_json_is_accepted() -> None:
         f"Sure! {body} Done.",
     ):
         output, errors = validate_output(raw)
-        assert errors == [] and output is not None, raw[:40]
+        assert errors == [], raw[:40]
+        assert output == expected, raw[:40]
 
 
 def test_garbage_and_non_objects_are_errors_at_the_root() -> None:

@@ -111,6 +111,24 @@ async def test_unsettled_reservation_expires_after_its_ttl(backend: Backend, clo
 async def test_expiry_applies_to_every_counter_of_a_reservation(backend: Backend, clock: FakeClock, name: Name) -> None:
     ledger = backend.make(clock)
     rpm, usd = name("rpm"), name("usd")
-    await ledger.reserve([Charge(rpm, 1, Period.MINUTE, 1), Charge(usd, 1, Period.MONTH, 1)], ttl_s=2)
+    counters = [(rpm, Period.MINUTE, 1.0), (usd, Period.MONTH, 1.0)]
+
+    async def states() -> list[tuple[float, float]]:
+        snap = await ledger.snapshot(counters)
+        return [(snap[c].used, snap[c].reserved) for c, _, _ in counters]
+
+    crashed = await ledger.reserve([Charge(rpm, 1, Period.MINUTE, 1), Charge(usd, 1, Period.MONTH, 1)], ttl_s=2)
+    assert await states() == [(0, 1), (0, 1)]
     clock.advance(3)  # still the same minute: 10:41:08
-    await ledger.reserve([Charge(usd, 1, Period.MONTH, 1), Charge(rpm, 1, Period.MINUTE, 1)])
+    assert await states() == [(0, 0), (0, 0)]
+
+    live = await ledger.reserve([Charge(usd, 1, Period.MONTH, 1), Charge(rpm, 1, Period.MINUTE, 1)])
+    assert await states() == [(0, 1), (0, 1)]
+    for counter, period, limit in counters:  # the live reservation fills both again
+        with pytest.raises(LedgerRefused):
+            await ledger.reserve([Charge(counter, limit, period, 0)])
+
+    late = await ledger.settle(crashed, {rpm: 1, usd: 1})
+    assert [(late[c].used, late[c].reserved) for c, _, _ in counters] == [(0, 1), (0, 1)]
+    await ledger.settle(live, {rpm: 1, usd: 0.5})
+    assert await states() == [(1, 0), (0.5, 0)]
