@@ -51,6 +51,21 @@ def test_valid_turbo_answer_is_not_re_asked(cascading: Server, fake: FakeUpstrea
     assert fake.requests_for("qwen-plus") == []
 
 
+def test_a_backtracking_pattern_in_the_schema_cannot_stall_the_check(cascading: Server, fake: FakeUpstream) -> None:
+    """The client writes the schema: its patterns run on RE2, so ^(a+)+$ takes microseconds, not minutes."""
+    schema = {"type": "object", "properties": {"id": {"type": "string", "pattern": "^(a+)+$"}}, "required": ["id"]}
+    fmt = {"type": "json_schema", "json_schema": {"name": "id", "schema": schema}}
+    fake.script("qwen-turbo", Reply(content='{"id": "' + "a" * 40 + '!"}'))
+    fake.script("qwen-plus", Reply(content='{"id": "aaa"}'))
+    started = time.monotonic()
+    raw = client(cascading).chat.completions.with_raw_response.create(
+        model="auto", messages=[{"role": "user", "content": "id"}], response_format=fmt
+    )
+    assert time.monotonic() - started < 5
+    assert raw.headers["x-aitp-route-reason"] == "json_schema+cascade"
+    assert raw.parse().choices[0].message.content == '{"id": "aaa"}'
+
+
 def test_not_json_at_all_also_cascades(cascading: Server, fake: FakeUpstream) -> None:
     fake.script("qwen-turbo", Reply(content="Sure! Here are your cases: ..."))
     fake.script("qwen-plus", Reply(content='{"cases": ["x"]}'))
