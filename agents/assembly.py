@@ -20,6 +20,7 @@ from gateway.chat import CallContext
 
 from .automation.workflow import automation_kind
 from .kb import KnowledgeBase, create_embedder
+from .kb.ingest_task import kb_ingest_kind
 from .kinds import KindRegistry
 from .llm import AgentLLM
 from .services import AgentServices
@@ -62,4 +63,4 @@ def build_services(
 
 
 def build_kinds(services: AgentServices) -> KindRegistry:
-    return KindRegistry([SLEEP, testcase_kind(services), automation_kind(services)])
+    return KindRegistry([SLEEP, testcase_kind(services), automation_kind(services), kb_ingest_kind(services.kb)])

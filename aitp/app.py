@@ -160,7 +160,7 @@ def create_app(settings: Settings) -> Starlette:
             *report_routes(identity.principal, db, plus_price),
             *task_routes(identity.keys.authenticate, tasks),
             *testcase_routes(identity.keys.authenticate, services, tasks.store),
-            *kb_routes(identity.keys.authenticate, services.kb, settings.kb.max_upload_bytes),
+            *kb_routes(identity.keys.authenticate, services.kb, settings.kb.max_upload_bytes, tasks),
             *automation_routes(identity.keys.authenticate, AutomationStore(db)),
             *prompt_routes(identity, prompts, db, services.testcases.acceptance),
         ],

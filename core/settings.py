@@ -177,6 +177,33 @@ class KnowledgeSettings(_Strict):
     chunk_overlap: int = Field(default=100, ge=0, le=2000, description="characters repeated between chunks")
     max_upload_bytes: int = Field(default=20 * 1024 * 1024, ge=1024, description="largest document accepted")
     max_chunks_per_document: int = Field(default=5000, ge=1)
+    # Limits on what an upload may unpack to; they are checked before a parser reads the document.
+    max_unpacked_bytes: int = Field(
+        default=256 * 1024 * 1024, ge=1024, description="DOCX/XLSX: largest unpacked size of all archive members"
+    )
+    max_unpacked_member_bytes: int = Field(
+        default=64 * 1024 * 1024, ge=1024, description="DOCX/XLSX: largest unpacked size of one archive member"
+    )
+    max_compression_ratio: float = Field(
+        default=100.0, ge=2, description="DOCX/XLSX: largest unpacked/packed ratio of a member over 1 MiB"
+    )
+    max_archive_members: int = Field(default=1000, ge=1, description="DOCX/XLSX: most files in the archive")
+    allow_nested_archives: bool = Field(
+        default=False, description="accept archives inside a DOCX/XLSX (embedded objects); they are never unpacked"
+    )
+    max_pdf_pages: int = Field(default=2000, ge=1)
+    max_pdf_stream_bytes: int = Field(
+        default=32 * 1024 * 1024, ge=1024, description="PDF: largest decoded size of one stream (page contents)"
+    )
+    max_text_chars: int = Field(default=10_000_000, ge=1000, description="most text characters a document may yield")
+    parser_memory_bytes: int = Field(
+        default=1024 * 1024 * 1024, ge=512 * 1024 * 1024, description="address-space limit of a parser process"
+    )
+    parser_timeout_s: float = Field(default=120.0, gt=0, description="longest a document may take to parse and chunk")
+    parser_processes: int = Field(default=2, ge=1, le=64, description="documents parsed at once, one process each")
+    sync_ingest_max_chunks: int = Field(
+        default=16, ge=0, description="a document with more chunks is ingested as a kb.ingest task (202)"
+    )
 
     @model_validator(mode="after")
     def _gateway_needs_model(self) -> KnowledgeSettings:

@@ -18,6 +18,7 @@ import unicodedata
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
+from .limits import over_limit
 from .parsers import Section
 
 _PARAGRAPHS = re.compile(r"\n[ \t]*\n")
@@ -35,12 +36,27 @@ class Chunk:
     content_hash: str  # sha256 of the chunk text
 
 
-def chunk_sections(sections: Sequence[Section], chunk_chars: int, overlap: int) -> list[Chunk]:
+def chunk_sections(
+    sections: Sequence[Section], chunk_chars: int, overlap: int, max_chunks: int | None = None
+) -> list[Chunk]:
+    """The chunks in document order; past ``max_chunks`` a 400 naming ``kb.max_chunks_per_document``.
+
+    The count is checked as chunks are made, so an oversized document stops
+    after ``max_chunks + 1`` chunks instead of being cut up whole first.
+    """
     if chunk_chars < 2 or not 0 <= overlap < chunk_chars:
         raise ValueError("chunk_chars must be at least 2 and overlap between 0 and chunk_chars - 1")
     chunks: list[Chunk] = []
     for section in sections:
         for text in _pack(section.text, chunk_chars, overlap):
+            if max_chunks is not None and len(chunks) >= max_chunks:
+                raise over_limit(
+                    f"the document makes more than {max_chunks} chunks",
+                    str(max_chunks),
+                    "max_chunks_per_document",
+                    fix="split it into smaller documents",
+                    param=None,
+                )
             digest = hashlib.sha256(text.encode()).hexdigest()
             chunks.append(Chunk(len(chunks), section.heading, text, digest))
     return chunks

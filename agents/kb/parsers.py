@@ -1,10 +1,16 @@
-"""Document parsers: text, Markdown, HTML, PDF and DOCX into normalised text cut into heading sections.
+"""Document parsers: text, Markdown, HTML, PDF, DOCX and XLSX into normalised text cut into heading sections.
 
 Each parser uses a real library (markdown-it-py, selectolax/lexbor, pypdf,
-python-docx). The type comes from the content type, or from the file name's
-extension when the content type says nothing specific (``text/plain``,
+python-docx, openpyxl). The type comes from the content type, or from the file
+name's extension when the content type says nothing specific (``text/plain``,
 ``application/octet-stream``). Anything the parsers cannot read answers 400
 naming the cause and the fix, never a traceback.
+
+Uploads are untrusted: zip-based formats pass :func:`archives.check_archive`
+before their library opens them, PDF streams decode under a size cap, and the
+text a document yields is capped (:class:`ParseLimits`). The server runs these
+parsers in a memory-bounded child process (:mod:`agents.kb.parser_pool`),
+so a limit missed here still cannot take the server down.
 """
 
 from __future__ import annotations
@@ -19,14 +25,18 @@ from typing import Any
 
 from core.errors import InvalidRequest
 
-TEXT, MARKDOWN, HTML, PDF, DOCX = (
+from .archives import check_archive
+from .limits import ParseLimits, mib, over_limit
+
+TEXT, MARKDOWN, HTML, PDF, DOCX, XLSX = (
     "text/plain",
     "text/markdown",
     "text/html",
     "application/pdf",
-    ("application/vnd.openxmlformats-officedocument.wordprocessingml.document"),
+    "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
 )
-SUPPORTED = "text (.txt), Markdown (.md), HTML (.html), PDF (.pdf) and DOCX (.docx)"
+SUPPORTED = "text (.txt), Markdown (.md), HTML (.html), PDF (.pdf), DOCX (.docx) and XLSX (.xlsx)"
 
 _CONTENT_TYPES = {
     "text/plain": TEXT,
@@ -36,6 +46,7 @@ _CONTENT_TYPES = {
     "application/xhtml+xml": HTML,
     "application/pdf": PDF,
     DOCX: DOCX,
+    XLSX: XLSX,
 }
 _EXTENSIONS = {
     ".txt": TEXT,
@@ -49,6 +60,7 @@ _EXTENSIONS = {
     ".xhtml": HTML,
     ".pdf": PDF,
     ".docx": DOCX,
+    ".xlsx": XLSX,
 }
 _VAGUE_TYPES = {"", "text/plain", "application/octet-stream", "binary/octet-stream"}
 _HEADING_STYLE = re.compile(r"^(?:heading|标题)\s*([1-9])$", re.IGNORECASE)
@@ -90,7 +102,8 @@ def detect_type(content_type: str | None, filename: str | None, is_text: bool) -
         return TEXT
     if declared.startswith("text/"):
         return TEXT
-    hint = " (legacy .doc: save it as .docx)" if extension == ".doc" else ""
+    legacy = {".doc": " (legacy .doc: save it as .docx)", ".xls": " (legacy .xls: save it as .xlsx)"}
+    hint = legacy.get(extension, "")
     raise InvalidRequest(
         f"unsupported document type (content type {content_type or 'none'!r}, file {filename or 'none'!r}){hint}; "
         f"supported: {SUPPORTED}",
@@ -99,19 +112,27 @@ def detect_type(content_type: str | None, filename: str | None, is_text: bool) -
     )
 
 
-def parse_document(data: bytes | str, content_type: str | None = None, filename: str | None = None) -> ParsedDocument:
-    """Parse ``data`` by its type; raises :class:`InvalidRequest` for unreadable or empty documents."""
+def parse_document(
+    data: bytes | str,
+    content_type: str | None = None,
+    filename: str | None = None,
+    limits: ParseLimits | None = None,
+) -> ParsedDocument:
+    """Parse ``data`` by its type; raises :class:`InvalidRequest` for unreadable, empty or too large documents."""
+    limits = limits or ParseLimits()
     kind = detect_type(content_type, filename, isinstance(data, str))
-    if kind in (PDF, DOCX):
+    if kind in _BINARY_PARSERS:
         if isinstance(data, str):
             raise InvalidRequest(
                 f"{kind} documents must be uploaded as files (multipart/form-data field 'file'), not sent as text",
                 param="content_type",
             )
-        parsed = _BINARY_PARSERS[kind](data)
+        parsed = _BINARY_PARSERS[kind](data, limits)
     else:
         text = data if isinstance(data, str) else decode_text(data)
+        _check_text(len(text), limits)
         parsed = _TEXT_PARSERS[kind](text)
+    _check_text(len(parsed.text), limits)
     if not parsed.text:
         raise InvalidRequest(
             "the document has no text to index (empty, only markup, or a scanned PDF without a text layer)",
@@ -119,6 +140,13 @@ def parse_document(data: bytes | str, content_type: str | None = None, filename:
             code="empty_document",
         )
     return parsed
+
+
+def _check_text(chars: int, limits: ParseLimits) -> None:
+    if chars > limits.max_text_chars:
+        raise over_limit(
+            f"the document yields at least {chars} characters of text", str(limits.max_text_chars), "max_text_chars"
+        )
 
 
 def decode_text(data: bytes) -> str:
@@ -295,18 +323,58 @@ def _walk_html(root: Any, out: _Sections) -> None:
 # ------------------------------------------------------------ binary formats
 
 
-def parse_pdf(data: bytes) -> ParsedDocument:
-    """One section a page (``page 3``); the title from the document information."""
-    from pypdf import PdfReader
-    from pypdf.errors import FileNotDecryptedError
+def parse_pdf(data: bytes, limits: ParseLimits) -> ParsedDocument:
+    """One section a page (``page 3``); the title from the document information.
 
+    pypdf decodes each stream under ``kb.max_pdf_stream_bytes``; the page
+    count and the text extracted so far are checked as the pages are read.
+    """
+    from pypdf import PdfReader, apply_configuration
+    from pypdf.errors import FileNotDecryptedError, LimitReachedError
+
+    cap = limits.max_pdf_stream_bytes
+    caps: dict[str, Any] = {
+        name: cap
+        for name in (
+            "maximum_declared_stream_length",
+            "array_based_stream_maximum_output_length",
+            "jbig2_maximum_output_length",
+            "lzw_maximum_output_length",
+            "run_length_maximum_output_length",
+            "zlib_maximum_output_length",
+            "brotli_maximum_output_length",
+            "image_maximum_buffer_size",
+        )
+    }
     try:
-        reader = PdfReader(io.BytesIO(data))
-        if reader.is_encrypted and not reader.decrypt(""):
-            raise FileNotDecryptedError("password required")
-        pages = [page.extract_text() or "" for page in reader.pages]
-        meta = reader.metadata
-        title = meta.title if meta is not None else None
+        with apply_configuration(None, **caps):
+            reader = PdfReader(io.BytesIO(data))
+            if reader.is_encrypted and not reader.decrypt(""):
+                raise FileNotDecryptedError("password required")
+            count = len(reader.pages)
+            if count > limits.max_pdf_pages:
+                raise over_limit(f"the PDF has {count} pages", str(limits.max_pdf_pages), "max_pdf_pages")
+            pages: list[str] = []
+            chars = 0
+            for page in reader.pages:
+                pages.append(page.extract_text() or "")
+                chars += len(pages[-1])
+                _check_text(chars, limits)
+            meta = reader.metadata
+            title = meta.title if meta is not None else None
+    except (InvalidRequest, MemoryError):
+        raise
+    except LimitReachedError as exc:
+        if "decompress" in str(exc) or "length" in str(exc):
+            raise over_limit(
+                f"a stream in the PDF decodes to more than {mib(cap)} ({exc})", mib(cap), "max_pdf_stream_bytes"
+            ) from None
+        raise InvalidRequest(
+            f"the PDF goes beyond a safety limit of the PDF reader ({exc}); re-export it (print to PDF) and upload "
+            "again",
+            param="file",
+            code="document_too_large",
+        ) from None
     except FileNotDecryptedError:
         raise InvalidRequest(
             "the PDF is encrypted with a password; remove it (print to PDF, or qpdf --decrypt) and upload again",
@@ -329,15 +397,18 @@ def parse_pdf(data: bytes) -> ParsedDocument:
     return out.done(PDF, title if isinstance(title, str) else None)
 
 
-def parse_docx(data: bytes) -> ParsedDocument:
+def parse_docx(data: bytes, limits: ParseLimits) -> ParsedDocument:
     """``Heading N`` (or ``标题 N``) paragraphs start sections; tables become ``a | b`` lines, in document order."""
     import docx
     from docx.table import Table
 
+    check_archive(data, "DOCX", limits)
     try:
         document = docx.Document(io.BytesIO(data))
         blocks = list(document.iter_inner_content())
         title = document.core_properties.title
+    except MemoryError:
+        raise
     except Exception as exc:  # untrusted input may break the parser in any way
         raise InvalidRequest(
             f"the DOCX file could not be read ({type(exc).__name__}: {str(exc)[:200]}); "
@@ -346,11 +417,17 @@ def parse_docx(data: bytes) -> ParsedDocument:
             code="unreadable_document",
         ) from None
     out = _Sections()
+    chars = 0
     for block in blocks:
         if isinstance(block, Table):
-            out.body("\n".join(_row_text(row.cells) for row in block.rows))
+            text = "\n".join(_row_text(row.cells) for row in block.rows)
+            chars += len(text)
+            _check_text(chars, limits)
+            out.body(text)
             continue
         text = block.text
+        chars += len(text)
+        _check_text(chars, limits)
         style = (block.style.name if block.style is not None else "") or ""
         match = _HEADING_STYLE.match(style.strip())
         if style == "Title":
@@ -361,6 +438,44 @@ def parse_docx(data: bytes) -> ParsedDocument:
         elif text.strip():
             out.body(text)
     return out.done(DOCX, title or None)
+
+
+def parse_xlsx(data: bytes, limits: ParseLimits) -> ParsedDocument:
+    """One section a worksheet (its name); each row becomes an ``a | b`` line of its non-empty cells' values."""
+    from openpyxl import load_workbook
+
+    check_archive(data, "XLSX", limits)
+    out = _Sections()
+    chars = 0
+    try:
+        workbook = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
+        try:
+            title = workbook.properties.title
+            for sheet in workbook.worksheets:
+                # A sheet's declared dimension can claim a million columns; the rows as stored are what counts.
+                sheet.reset_dimensions()  # type: ignore[union-attr]
+                out.heading(1, str(sheet.title))
+                lines: list[str] = []
+                for row in sheet.iter_rows(values_only=True):
+                    line = " | ".join(" ".join(str(v).split()) for v in row if v is not None and str(v).strip())
+                    if line:
+                        lines.append(line)
+                        chars += len(line) + 1
+                        _check_text(chars, limits)
+                if lines:
+                    out.body("\n".join(lines))
+        finally:
+            workbook.close()
+    except (InvalidRequest, MemoryError):
+        raise
+    except Exception as exc:  # untrusted input may break the parser in any way
+        raise InvalidRequest(
+            f"the XLSX file could not be read ({type(exc).__name__}: {str(exc)[:200]}); "
+            "it may be damaged or not an Excel 2007+ workbook, re-save it as .xlsx",
+            param="file",
+            code="unreadable_document",
+        ) from None
+    return out.done(XLSX, title or None)
 
 
 def _row_text(cells: Iterable[Any]) -> str:
@@ -379,4 +494,8 @@ _TEXT_PARSERS: dict[str, Callable[[str], ParsedDocument]] = {
     MARKDOWN: parse_markdown,
     HTML: parse_html,
 }
-_BINARY_PARSERS: dict[str, Callable[[bytes], ParsedDocument]] = {PDF: parse_pdf, DOCX: parse_docx}
+_BINARY_PARSERS: dict[str, Callable[[bytes, ParseLimits], ParsedDocument]] = {
+    PDF: parse_pdf,
+    DOCX: parse_docx,
+    XLSX: parse_xlsx,
+}

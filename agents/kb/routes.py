@@ -8,14 +8,25 @@ deleting need a member or admin key.
 field, optional ``source``, ``title`` and ``content_type``) or JSON
 ``{"text", "source", "title", "content_type"}``. It answers 201 with a new
 document, or 200 with the existing one when the project already holds the
-same content.
+same content. A document of more than ``kb.sync_ingest_max_chunks`` chunks
+answers 202 with a ``kb.ingest`` task instead (``location: /api/tasks/{id}``):
+its progress counts the chunks embedded, and its result holds the document.
+
+Every upload is parsed and chunked in a memory-bounded child process; a
+document past a limit (unpacked size, compression ratio, pages, text, chunks,
+parse time) is refused with a 400 naming the limit and its ``kb.*`` setting
+before anything is embedded. A client that disconnects during a synchronous
+ingest stops it; nothing of the document is kept.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from typing import Any
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import TYPE_CHECKING, Any
 
+import redis
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
@@ -29,11 +40,19 @@ from core.http import JSONResponse, read_json
 from core.identity.principal import Principal
 from core.validation import parse, query_int
 
+from ..store import task_view
+from .ingest_task import KIND, IngestTaskInput
+from .preparation import Prepared
 from .store import KnowledgeBase
 
+if TYPE_CHECKING:
+    from ..runtime import TaskRuntime
+
+log = logging.getLogger("aitp.agents.kb.routes")
 Authenticate = Callable[[str | None], Awaitable[Principal]]  # the Authorization header -> who calls
 MAX_QUERY_CHARS = 2000
 _FORM_SLACK = 64 * 1024  # multipart boundaries and the small fields around the file
+_DISCONNECT_POLL_S = 0.25
 
 
 class TextDocument(BaseModel):
@@ -57,7 +76,11 @@ def require_writer(principal: Principal) -> None:
         )
 
 
-def kb_routes(authenticate: Authenticate, kb: KnowledgeBase, max_upload_bytes: int) -> list[BaseRoute]:
+def kb_routes(
+    authenticate: Authenticate, kb: KnowledgeBase, max_upload_bytes: int, tasks: TaskRuntime | None = None
+) -> list[BaseRoute]:
+    """The routes; without ``tasks`` every ingest is synchronous, whatever its size."""
+
     def too_large(size: int | None = None) -> PayloadTooLarge:
         got = f" ({size} bytes)" if size is not None else ""
         return PayloadTooLarge(
@@ -82,8 +105,55 @@ def kb_routes(authenticate: Authenticate, kb: KnowledgeBase, max_upload_bytes: i
             if len(spec.text.encode()) > max_upload_bytes:
                 raise too_large(len(spec.text.encode()))
             fields = {"data": spec.text, "source": spec.source, "title": spec.title, "content_type": spec.content_type}
-        result = await kb.ingest(principal.project_id, **fields)
+        return await _until_disconnected(request, add_document(principal, fields))
+
+    async def add_document(principal: Principal, fields: dict[str, Any]) -> Response:
+        project = principal.project_id
+        filename, source, title = fields.get("filename"), fields.get("source"), fields.get("title")
+        prepared = await kb.prepare(fields["data"], filename=filename, content_type=fields.get("content_type"))
+        if tasks is not None and len(prepared.chunks) > kb.settings.sync_ingest_max_chunks:
+            existing = await kb.existing(project, prepared)
+            if existing is not None:
+                return JSONResponse(existing.as_dict(), status_code=200)
+            return await submit_ingest(tasks, principal, prepared, source, title, filename)
+        result = await kb.add(project, prepared, source=source, title=title, filename=filename)
         return JSONResponse(result.document.as_dict(), status_code=201 if result.created else 200)
+
+    async def submit_ingest(
+        tasks: TaskRuntime,
+        principal: Principal,
+        prepared: Prepared,
+        source: str | None,
+        title: str | None,
+        filename: str | None,
+    ) -> Response:
+        staged = await kb.stage(principal.project_id, prepared, source=source, title=title, filename=filename)
+        spec = IngestTaskInput(
+            upload_id=staged.id,
+            source=staged.source,
+            title=staged.title,
+            chunks=len(prepared.chunks),
+            chars=len(prepared.text),
+        )
+        try:
+            row, _ = await tasks.store.submit(
+                project_id=principal.project_id,
+                key_id=principal.key_id,
+                kind=KIND,
+                input=spec.model_dump(mode="json"),
+                idempotency_key=None,
+                priority=0,
+                max_attempts=tasks.settings.max_attempts,
+            )
+        except BaseException:
+            await asyncio.shield(kb.drop_staged(principal.project_id, staged.id))
+            raise
+        try:
+            tasks.enqueue(row["id"], row["kind"])
+        except (redis.RedisError, OSError) as exc:
+            # The row is durable: the reaper enqueues pending tasks nobody picked up.
+            log.error("could not enqueue task %s (%s); the reaper will retry", row["id"], exc)
+        return JSONResponse(task_view(row), status_code=202, headers={"location": f"/api/tasks/{row['id']}"})
 
     async def list_documents(request: Request) -> Response:
         principal = await principal_of(request)
@@ -130,6 +200,28 @@ def kb_routes(authenticate: Authenticate, kb: KnowledgeBase, max_upload_bytes: i
         Route("/api/kb/documents/{doc_id}", delete_document, methods=["DELETE"]),
         Route("/api/kb/search", search, methods=["GET"]),
     ]
+
+
+async def _until_disconnected(request: Request, work: Coroutine[Any, Any, Response]) -> Response:
+    """``work``'s response, unless the client goes away first: then the work is cancelled (and cleans up)."""
+    job = asyncio.ensure_future(work)
+    try:
+        while True:
+            done, _ = await asyncio.wait({job}, timeout=_DISCONNECT_POLL_S)
+            if done:
+                return job.result()
+            if await request.is_disconnected():
+                job.cancel()
+                await asyncio.wait({job})
+                failed = None if job.cancelled() else job.exception()  # retrieved, so asyncio does not warn
+                log.info(
+                    "client disconnected during a knowledge-base ingest: stopped, nothing stored%s",
+                    f" ({type(failed).__name__}: {failed})" if failed is not None else "",
+                )
+                return Response(status_code=499)  # nobody reads it; the access log shows what happened
+    finally:
+        if not job.done():
+            job.cancel()
 
 
 async def _read_upload(

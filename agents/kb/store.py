@@ -1,8 +1,14 @@
 """The knowledge base: documents in SQL (``kb_documents``), their chunks and vectors in a per-project Chroma collection.
 
-Ingest order, so that a failure leaves no half document: parse, chunk, embed,
-write the chunks to Chroma, then insert the SQL row; if the row cannot be
-written the chunks are deleted again. A document exists when its row does.
+Ingest order, so that a failure leaves no half document: parse and chunk (in
+a memory-bounded child process, :mod:`agents.kb.parser_pool`), embed (in
+batches, each a point where a cancelled ingest stops), write the chunks to
+Chroma, then insert the SQL row; if the ingest is cancelled or the row cannot
+be written the chunks are deleted again. A document exists when its row does.
+
+A large document is staged (:mod:`agents.kb.uploads`) after parsing and
+embedded by a ``kb.ingest`` task (:mod:`agents.kb.ingest_task`) that reports
+the chunks embedded so far as its progress.
 
 Re-ingesting content already in the project (same SHA-256 of the normalised
 text, whitespace runs counted as one space) is a no-op that returns the existing document (``created=False``),
@@ -21,8 +27,9 @@ import asyncio
 import hashlib
 import logging
 import uuid
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, cast
 
 from sqlalchemy import Table, delete, func, insert, select
@@ -34,17 +41,21 @@ from core.errors import APIError, InvalidRequest, NotFound
 from core.settings import Settings
 from core.timefmt import utc_iso
 
-from .chunking import chunk_sections
+from .chunking import Chunk
 from .collections import ChromaCollections, Metadata
 from .embedding import Embedder
-from .parsers import ParsedDocument, parse_document
+from .parser_pool import ParserPool
+from .preparation import Prepared
 from .tables import KBDocumentRow
+from .uploads import StagedUpload, UploadStore
 
 log = logging.getLogger("aitp.agents.kb")
 documents = cast(Table, KBDocumentRow.__table__)
 INFO_COLUMNS = [c for c in documents.c if c.name != "text"]
 DOCUMENT, EXAMPLE = "document", "example"
 _RESERVED = {"kind", "doc_id", "chunk", "source", "title", "section", "content_hash"}
+EMBED_BATCH = 8  # chunks embedded per call: the grain of progress reports and of stopping (a few seconds)
+Progress = Callable[[int, int], Awaitable[None]]  # (chunks embedded so far, chunks in all)
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +116,11 @@ class KnowledgeBase:
         self.db = db
         self.embedder = embedder
         self.chroma = ChromaCollections(settings, embedder)
+        self.parsers = ParserPool(settings.kb)
+        # A staged upload older than a task could still start and finish in is an orphan.
+        tasks = settings.tasks
+        longest = max([tasks.time_limit_s, *tasks.time_limits.values()]) * tasks.max_attempts
+        self.uploads = UploadStore(db, timedelta(seconds=tasks.max_age_s + longest))
 
     # ----------------------------------------------------------- documents
 
@@ -117,18 +133,44 @@ class KnowledgeBase:
         content_type: str | None = None,
         source: str | None = None,
         title: str | None = None,
+        progress: Progress | None = None,
     ) -> IngestResult:
-        parsed = await asyncio.to_thread(parse_document, data, content_type, filename)
-        content_hash = content_digest(parsed.text)
+        """Parse, chunk, embed and store one document (or find the same content already stored)."""
+        prepared = await self.prepare(data, filename=filename, content_type=content_type)
+        return await self.add(project_id, prepared, source=source, title=title, filename=filename, progress=progress)
+
+    async def prepare(
+        self, data: bytes | str, *, filename: str | None = None, content_type: str | None = None
+    ) -> Prepared:
+        """The document parsed and chunked under the ``kb.*`` limits; a 400 naming the limit it went past."""
+        return await self.parsers.prepare(data, content_type, filename)
+
+    async def existing(self, project_id: str, prepared: Prepared) -> DocumentInfo | None:
+        """The project's document with the same content, if there is one."""
+        return await self._by_hash(project_id, content_digest(prepared.text))
+
+    async def add(
+        self,
+        project_id: str,
+        prepared: Prepared,
+        *,
+        source: str | None = None,
+        title: str | None = None,
+        filename: str | None = None,
+        progress: Progress | None = None,
+        staged_id: str | None = None,
+    ) -> IngestResult:
+        """Embed and store a prepared document; ``staged_id`` names the staged upload it came from (and its id)."""
+        content_hash = content_digest(prepared.text)
         existing = await self._by_hash(project_id, content_hash)
         if existing is not None:
             return IngestResult(existing, False)
         source = _clean(source) or _clean(filename)
-        title = _clean(title) or parsed.title or _clean(filename) or _first_line(parsed.text)
-        doc_id = uuid.uuid4().hex
-        count = await self._write_chunks(project_id, doc_id, source, title, parsed)
+        title = _clean(title) or prepared.title or _clean(filename) or _first_line(prepared.text)
+        doc_id = staged_id or uuid.uuid4().hex
         try:
-            row = await self._insert_row(project_id, doc_id, source, title, parsed, content_hash, count)
+            count = await self._write_chunks(project_id, doc_id, source, title, prepared.chunks, progress)
+            row = await self._insert_row(project_id, doc_id, source, title, prepared, content_hash, count, staged_id)
         except IntegrityError:
             # The same content arrived concurrently and won: ours is the duplicate.
             await self._drop_chunks(project_id, doc_id)
@@ -137,9 +179,53 @@ class KnowledgeBase:
                 raise
             return IngestResult(existing, False)
         except BaseException:
-            await self._drop_chunks(project_id, doc_id)
+            # Cancelled (the client went away, the task was cancelled) or failed: no half document stays.
+            await asyncio.shield(self._drop_chunks(project_id, doc_id))
             raise
         return IngestResult(row, True)
+
+    # ------------------------------------------------------ staged uploads
+
+    async def stage(
+        self,
+        project_id: str,
+        prepared: Prepared,
+        *,
+        source: str | None = None,
+        title: str | None = None,
+        filename: str | None = None,
+    ) -> StagedUpload:
+        """Keep a prepared document for a ``kb.ingest`` task to embed; its id becomes the document's."""
+        source = _clean(source) or _clean(filename)
+        title = _clean(title) or prepared.title or _clean(filename) or _first_line(prepared.text)
+        return await self.uploads.stage(project_id, prepared, source, title, content_digest(prepared.text))
+
+    async def ingest_staged(self, project_id: str, upload_id: str, progress: Progress | None = None) -> IngestResult:
+        staged = await self.uploads.get(project_id, upload_id)
+        if staged is None:
+            # An earlier execution wrote the document (and dropped the upload) but did not record the result.
+            try:
+                return IngestResult(await self.get_document(project_id, upload_id), True)
+            except NotFound:
+                raise NotFound(
+                    f"the staged upload '{upload_id}' is gone (ingested, cancelled or expired); upload the document "
+                    "again",
+                    code="upload_not_found",
+                ) from None
+        result = await self.add(
+            project_id,
+            staged.prepared,
+            source=staged.source,
+            title=staged.title,
+            progress=progress,
+            staged_id=staged.id,
+        )
+        if not result.created:
+            await self.uploads.drop(project_id, upload_id)
+        return result
+
+    async def drop_staged(self, project_id: str, upload_id: str) -> None:
+        await self.uploads.drop(project_id, upload_id)
 
     async def list_documents(
         self, project_id: str, *, limit: int = 50, offset: int = 0, source: str | None = None
@@ -243,6 +329,7 @@ class KnowledgeBase:
         await asyncio.to_thread(self.chroma.delete, project_id, ids=[_example_chunk_id(example_id)])
 
     async def close(self) -> None:
+        await asyncio.to_thread(self.parsers.close)
         await asyncio.to_thread(self.chroma.close)
 
     # ------------------------------------------------------------- helpers
@@ -256,20 +343,21 @@ class KnowledgeBase:
         return None if row is None else document_info(row)
 
     async def _write_chunks(
-        self, project_id: str, doc_id: str, source: str | None, title: str | None, parsed: ParsedDocument
+        self,
+        project_id: str,
+        doc_id: str,
+        source: str | None,
+        title: str | None,
+        chunks: Sequence[Chunk],
+        progress: Progress | None,
     ) -> int:
-        chunks = chunk_sections(parsed.sections, self.settings.chunk_chars, self.settings.chunk_overlap)
-        limit = self.settings.max_chunks_per_document
-        if len(chunks) > limit:
-            raise InvalidRequest(
-                f"the document makes {len(chunks)} chunks, more than kb.max_chunks_per_document ({limit}); "
-                "split it into smaller documents or raise the limit",
-                code="document_too_large",
-            )
         # The heading path goes into the embedded text: "Login > Password" tells what a bare paragraph is about.
-        vectors = await self.embedder.passages(
-            project_id, [f"{c.section}\n{c.text}" if c.section else c.text for c in chunks]
-        )
+        texts = [f"{c.section}\n{c.text}" if c.section else c.text for c in chunks]
+        vectors: list[list[float]] = []
+        for start in range(0, len(texts), EMBED_BATCH):
+            vectors.extend(await self.embedder.passages(project_id, texts[start : start + EMBED_BATCH]))
+            if progress is not None:
+                await progress(len(vectors), len(texts))
         metadatas: list[Metadata] = [
             {
                 "kind": DOCUMENT,
@@ -283,11 +371,7 @@ class KnowledgeBase:
             for c in chunks
         ]
         ids = [f"{doc_id}:{c.index}" for c in chunks]
-        try:
-            await asyncio.to_thread(self.chroma.upsert, project_id, ids, vectors, [c.text for c in chunks], metadatas)
-        except BaseException:
-            await self._drop_chunks(project_id, doc_id)
-            raise
+        await asyncio.to_thread(self.chroma.upsert, project_id, ids, vectors, [c.text for c in chunks], metadatas)
         return len(chunks)
 
     async def _insert_row(
@@ -296,9 +380,10 @@ class KnowledgeBase:
         doc_id: str,
         source: str | None,
         title: str | None,
-        parsed: ParsedDocument,
+        parsed: Prepared,
         content_hash: str,
         chunks: int,
+        staged_id: str | None = None,
     ) -> DocumentInfo:
         values = {
             "id": doc_id,
@@ -320,6 +405,8 @@ class KnowledgeBase:
                 if replaced:
                     await conn.execute(delete(documents).where(documents.c.id.in_(replaced)))
             row = (await conn.execute(insert(documents).returning(*INFO_COLUMNS), values)).mappings().one()
+            if staged_id is not None:
+                await self.uploads.drop(project_id, staged_id, conn)
         for old_id in replaced:
             await self._drop_chunks(project_id, old_id)
         return document_info(row)
