@@ -21,10 +21,10 @@ from gateway.chat import CallContext
 from .automation.workflow import automation_kind
 from .kb import KnowledgeBase, create_embedder
 from .kb.ingest_task import kb_ingest_kind
-from .kinds import KindRegistry
 from .llm import AgentLLM
 from .services import AgentServices
-from .system import SLEEP
+from .tasks.kinds import KindRegistry
+from .tasks.system import SLEEP
 from .testcases.generate import testcase_kind
 from .testcases.metrics import GenerationMetrics
 from .testcases.store import TestCaseStore

@@ -20,7 +20,7 @@ from core.settings import LOCAL_ECHO, GenerationSettings
 from gateway.catalog import Catalog
 from gateway.chat import CallContext, ChatService, Completion
 
-from .context import TaskContext
+from .tasks.context import TaskContext
 
 FailureReason = Literal["budget", "unavailable", "invalid_request"]
 

@@ -19,10 +19,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from agents import TaskRuntime, task_routes
 from agents.assembly import build_kinds, build_services
 from agents.automation import AutomationStore, automation_routes
 from agents.kb import kb_routes
+from agents.tasks.routes import task_routes
+from agents.tasks.runtime import TaskRuntime
 from agents.testcases.routes import testcase_routes
 from core.db import create_engine, migrate
 from core.http import InputGuardMiddleware, JSONResponse, RequestContextMiddleware, exception_handlers

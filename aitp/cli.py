@@ -85,7 +85,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
-    from agents import run_worker, supervise
+    from agents.tasks.worker import run_worker, supervise
     from core.logging import configure_logging
 
     settings = _load({})

@@ -74,7 +74,7 @@ class EngineRef:
     """The engine once litellm has loaded; callers wait for it on their first request."""
 
     def __init__(self) -> None:
-        self._engine: Engine | None = None
+        self._loaded: Engine | None = None
         self._error: BaseException | None = None
         self._event = asyncio.Event()
         self._loader: Callable[[], object] | None = None
@@ -92,27 +92,27 @@ class EngineRef:
             self._error = future.exception()
             log.error("the LLM engine failed to load: %r", self._error)
         else:
-            self._engine = future.result()
+            self._loaded = future.result()
         self._event.set()
 
     @property
     def ready(self) -> bool:
-        return self._engine is not None
+        return self._loaded is not None
 
     def current(self) -> Engine:
         """The engine if loaded, without waiting (503 while litellm is still loading)."""
-        if self._engine is None:
+        if self._loaded is None:
             raise ServiceUnavailable("the LLM engine is still loading; retry in a few seconds", code="loading")
-        return self._engine
+        return self._loaded
 
     async def get(self) -> Engine:
-        if self._engine is None:
+        if self._loaded is None:
             if not self.loading and self._loader is not None:
                 self._loader()
             await self._event.wait()
-        if self._engine is None:
+        if self._loaded is None:
             raise ServiceUnavailable(f"the LLM engine failed to load ({self._error!r}); see the server log")
-        return self._engine
+        return self._loaded
 
 
 def _schema_failure(response: Any, schema: dict[str, Any]) -> str | None:
@@ -154,7 +154,7 @@ class ChatService:
         budgets: BudgetEnforcer,
         prompts: PromptRegistry | None = None,
     ) -> None:
-        self._engine = engine
+        self._llm = engine
         self._catalog = catalog
         self._policy = policy
         self._recorder = recorder
@@ -198,7 +198,7 @@ class ChatService:
             # Rendered before routing: the prompt's messages, tier hint and response schema decide the route.
             prompt = await self._prepare(request.prompt)
             request = self._parse(prompt.apply(body))
-        engine = await self._engine.get()
+        engine = await self._llm.get()
         plan = await self._budgets.plan(ctx.principal, request.user)
         # Built from the validated, named fields only: nothing the client sent reaches litellm as an option.
         payload = request.upstream_params()

@@ -28,7 +28,7 @@ class EmbeddingService:
         budgets: BudgetEnforcer,
         metrics: GatewayMetrics,
     ) -> None:
-        self._engine = engine
+        self._llm = engine
         self._catalog = catalog
         self._recorder = recorder
         self._budgets = budgets
@@ -64,7 +64,7 @@ class EmbeddingService:
         ctx.principal.require_spend()
         ctx.principal.require_model(request.model)
         self._check_model(request.model)
-        engine = await self._engine.get()
+        engine = await self._llm.get()
         plan = await self._budgets.plan(ctx.principal, request.user)
         texts = request.input if isinstance(request.input, list) else [request.input]
         estimate = sum(len(str(t).encode()) for t in texts)  # bytes bound tokens from above

@@ -40,7 +40,7 @@ class StreamRelay:
         on_done: Callable[[], Awaitable[None]],
     ) -> None:
         self._stream = stream
-        self._engine = engine
+        self._llm = engine
         self._served = served
         self._usage = usage
         self._messages = messages
@@ -55,7 +55,7 @@ class StreamRelay:
     async def _relay(self) -> AsyncIterator[bytes]:
         usage = self._usage
         # The stream is consumed in the response's own task: litellm's end-of-stream logging runs here.
-        self._engine.mark_internal()
+        self._llm.mark_internal()
         try:
             async for chunk in self._stream:
                 out = self._observe(chunk)
@@ -67,7 +67,7 @@ class StreamRelay:
             usage.http_status = 499
             raise
         except Exception as exc:
-            error = self._engine.map_error(exc)
+            error = self._llm.map_error(exc)
             usage.status = "error"
             usage.http_status = error.status
             usage.error_type = error.code
@@ -93,7 +93,7 @@ class StreamRelay:
             self._got_usage = True
             self._usage.prompt_tokens = int(chunk_usage.prompt_tokens or 0)
             self._usage.completion_tokens = int(chunk_usage.completion_tokens or 0)
-            self._usage.cost_usd = self._engine.price(self._served.entry).cost(
+            self._usage.cost_usd = self._llm.price(self._served.entry).cost(
                 self._usage.prompt_tokens, self._usage.completion_tokens
             )
             data = orjson.loads(chunk.model_dump_json(exclude_none=True))
@@ -119,8 +119,8 @@ class StreamRelay:
             return
         usage = self._usage
         try:
-            usage.prompt_tokens = self._engine.count_tokens(self._messages)
-            usage.completion_tokens = self._engine.count_text_tokens("".join(self._text)) if self._text else 0
+            usage.prompt_tokens = self._llm.count_tokens(self._messages)
+            usage.completion_tokens = self._llm.count_text_tokens("".join(self._text)) if self._text else 0
         except Exception:
             log.exception("counting tokens of an unfinished stream failed", extra={"request_id": usage.request_id})
-        usage.cost_usd = self._engine.price(self._served.entry).cost(usage.prompt_tokens, usage.completion_tokens)
+        usage.cost_usd = self._llm.price(self._served.entry).cost(usage.prompt_tokens, usage.completion_tokens)

@@ -1,6 +1,6 @@
 """``automation.generate``: an accepted test case -> a reviewed browser spec or HTTP API test (seed 004).
 
-Ten named steps, each checkpointed by :class:`~agents.workflow.Workflow`, so a crash, a restart or a
+Ten named steps, each checkpointed by :class:`~agents.tasks.workflow.Workflow`, so a crash, a restart or a
 review resumes at the last finished step and the model call of ``generate`` is never paid twice:
 
 1 load_case (5) · 2 retrieve_context (12) · 3 choose_target (20) · 4 render_prompt (28, pins the
@@ -27,10 +27,10 @@ from gateway.chat import Completion
 from gateway.prompts.use import prepare
 from gateway.schemas import PromptRef
 
-from ..context import TaskContext
-from ..kinds import Kind, TaskError, TransientError
 from ..llm import LLMFailure, answer_record, repair_request
-from ..workflow import Workflow
+from ..tasks.context import TaskContext
+from ..tasks.kinds import Kind, TaskError, TransientError
+from ..tasks.workflow import Workflow
 from .store import AutomationStore
 from .validate import Target, check_text, infer_target, validate_body
 

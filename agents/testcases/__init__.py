@@ -8,7 +8,8 @@ from agents.testcases.coverage import coverage
 from agents.testcases.dedupe import case_text, near_duplicates
 from agents.testcases.export import export_csv, export_json, export_markdown, export_xlsx
 from agents.testcases.heuristic import heuristic_cases, infer_module
-from agents.testcases.models import (
+from agents.testcases.points import detect_language, split_requirement
+from agents.testcases.schemas import (
     CaseDraft,
     CaseType,
     Coverage,
@@ -22,7 +23,6 @@ from agents.testcases.models import (
     semantic_errors,
     validate_output,
 )
-from agents.testcases.points import detect_language, split_requirement
 
 __all__ = [
     "CaseDraft",

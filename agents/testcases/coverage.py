@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from agents.testcases.models import Coverage, PointCoverage, RequirementPoint, TestCase
+from agents.testcases.schemas import Coverage, PointCoverage, RequirementPoint, TestCase
 
 
 def coverage(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Hashable, Sequence
 
-from agents.testcases.models import CaseDraft
+from agents.testcases.schemas import CaseDraft
 
 
 def near_duplicates(

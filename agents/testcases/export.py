@@ -12,7 +12,7 @@ import json
 import re
 from collections.abc import Sequence
 
-from agents.testcases.models import Coverage, TestCase
+from agents.testcases.schemas import Coverage, TestCase
 
 COLUMNS = (
     "id",

@@ -1,6 +1,6 @@
 """``testcase.generate``: requirement → points → retrieval → prompt → model → validated, de-duplicated cases.
 
-Every step is checkpointed (:class:`agents.workflow.Workflow`), so a worker
+Every step is checkpointed (:class:`agents.tasks.workflow.Workflow`), so a worker
 that dies mid-task resumes at its last finished step and never pays for a
 model answer twice. When no model can give valid cases — none configured
 but the ``local/echo`` stand-in, none reachable, a budget blocks, or every
@@ -21,15 +21,16 @@ from core.errors import APIError, NotFound
 from gateway.prompts.use import prepare
 from gateway.schemas import PromptRef
 
-from ..context import TaskContext
-from ..kinds import Kind, TaskError
 from ..llm import LLMFailure, answer_record, is_echo, repair_request
 from ..services import AgentServices
-from ..workflow import Workflow
+from ..tasks.context import TaskContext
+from ..tasks.kinds import Kind, TaskError
+from ..tasks.workflow import Workflow
 from .coverage import coverage
 from .dedupe import case_key, dedupe_text, near_duplicates
 from .heuristic import heuristic_cases
-from .models import (
+from .points import detect_language, split_requirement
+from .schemas import (
     CASE_TYPES,
     PRIORITIES,
     CaseDraft,
@@ -40,7 +41,6 @@ from .models import (
     TestCase,
     validate_output,
 )
-from .points import detect_language, split_requirement
 from .store import new_case_id
 
 log = logging.getLogger("aitp.agents.testcases")

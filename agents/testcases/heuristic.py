@@ -15,8 +15,16 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from decimal import Decimal
 
-from agents.testcases.limits import Limit, find_limits
-from agents.testcases.models import PRIORITIES, CaseDraft, CaseType, GenerationOptions, Priority, RequirementPoint, Step
+from agents.testcases.boundaries import Limit, find_limits
+from agents.testcases.schemas import (
+    PRIORITIES,
+    CaseDraft,
+    CaseType,
+    GenerationOptions,
+    Priority,
+    RequirementPoint,
+    Step,
+)
 from agents.testcases.wording import Words, words
 
 _I = re.IGNORECASE

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from typing import Literal
 
-from agents.testcases.models import RequirementPoint
+from agents.testcases.schemas import RequirementPoint
 
 _CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 _LATIN_WORD = re.compile(r"[A-Za-z]+(?:'[A-Za-z]+)?")

@@ -24,13 +24,13 @@ from core.identity.projects import Conflict
 from core.validation import Text, parse, query_int
 
 from ..kb import KnowledgeBase
-from ..routes import require_writer
 from ..services import AgentServices
-from ..store import TaskStore
+from ..tasks.routes import require_writer
+from ..tasks.store import TaskStore
 from .coverage import coverage
 from .dedupe import case_text
 from .export import export_csv, export_json, export_markdown, export_xlsx
-from .models import CaseDraft, CaseType, Priority, RequirementPoint, Step, TestCase
+from .schemas import CaseDraft, CaseType, Priority, RequirementPoint, Step, TestCase
 from .store import REVIEW_STATUSES
 
 log = logging.getLogger("aitp.agents.testcases.routes")

@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from core.errors import InvalidRequest, NotFound
 from core.timefmt import utc_iso
 
-from ..store import Clock, SystemClock
+from ..tasks.store import Clock, SystemClock
 from .tables import TestCaseRow
 
 cases = cast(Table, TestCaseRow.__table__)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 LOGIN_ZH = (
     "登录功能需求：\n"
@@ -18,7 +19,7 @@ CHECKOUT_EN = (
 )
 
 
-TEXTS = {
+TEXTS: dict[str, dict[str, Any]] = {
     "zh": {
         "points": ["密码长度 8-20 位", "输错 5 次锁定 30 分钟"],
         "titles": ["密码 8 位可以登录", "连续输错 5 次后账号锁定"],

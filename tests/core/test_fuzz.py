@@ -20,6 +20,7 @@ import os
 import string
 from dataclasses import dataclass, field
 from datetime import UTC
+from functools import partial
 from typing import Any
 from urllib.parse import quote
 
@@ -30,8 +31,8 @@ from hypothesis import strategies as st
 from pydantic import BaseModel
 
 from agents.kb.routes import TextDocument
-from agents.routes import ReviewSpec, SubmitSpec
-from agents.system import SleepInput
+from agents.tasks.routes import ReviewSpec, SubmitSpec
+from agents.tasks.system import SleepInput
 from agents.testcases.routes import ReviewBody
 from core.identity.routes import KeySpec, ProjectSpec, RevokeSpec
 from gateway.budgets.specs import BudgetSpec
@@ -77,6 +78,10 @@ json_leaf = st.one_of(
 any_json = st.recursive(
     json_leaf, lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(), inner, max_size=3), max_leaves=8
 )
+
+
+def _with_field(name: str, pair: tuple[dict[str, Any], Any]) -> dict[str, Any]:
+    return {**pair[0], name: pair[1]}
 
 
 def from_schema(schema: dict[str, Any], defs: dict[str, Any] | None = None) -> st.SearchStrategy[Any]:
@@ -243,8 +248,8 @@ def body_strategy(endpoint: Endpoint) -> st.SearchStrategy[Any]:
     required = {k: v for k, v in schema.get("properties", {}).items() if k in schema.get("required", ())}
     minimal: st.SearchStrategy[Any] = from_schema({**schema, "properties": required}) if required else st.just({})
     for name, strategy in endpoint.overrides.items():
-        shaped = st.tuples(shaped, strategy).map(lambda pair, name=name: {**pair[0], name: pair[1]})
-        minimal = st.tuples(minimal, strategy).map(lambda pair, name=name: {**pair[0], name: pair[1]})
+        shaped = st.tuples(shaped, strategy).map(partial(_with_field, name))
+        minimal = st.tuples(minimal, strategy).map(partial(_with_field, name))
     fields = [*sorted(endpoint.body.model_fields), "unknown_field"]
 
     def spoil(args: tuple[dict[str, Any], str, Any]) -> dict[str, Any]:

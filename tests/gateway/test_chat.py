@@ -171,7 +171,8 @@ async def test_streaming_relays_chunks_and_reports_usage(gateway: Server, fake: 
     text = "".join(ch.choices[0].delta.content or "" for ch in chunks if ch.choices)
     assert text == "one two three four five six"
     final = [ch for ch in chunks if ch.usage is not None]
-    assert final and final[-1].usage.prompt_tokens == 9 and final[-1].usage.completion_tokens == 6
+    usage = final[-1].usage if final else None
+    assert usage is not None and usage.prompt_tokens == 9 and usage.completion_tokens == 6
     assert final[-1].model_extra["aitp"]["cost_usd"] == pytest.approx(9 * 5e-8 + 6 * 2e-7)
     assert fake.requests_for("qwen-turbo")[-1]["stream_options"] == {"include_usage": True}
     [row] = await gateway.wait_rows(USAGE_BY_ID, rid=rid)
@@ -202,7 +203,7 @@ async def test_async_client_concurrent_calls(gateway: Server, fake: FakeUpstream
                 for i in range(25)
             ]
         )
-    contents = sorted(r.choices[0].message.content for r in results)
+    contents = sorted(r.choices[0].message.content or "" for r in results)
     assert contents == sorted(f"fake qwen-turbo: n{i}" for i in range(25))
 
 

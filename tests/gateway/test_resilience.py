@@ -124,7 +124,7 @@ async def echo_only(server_factory: ServerFactory, pg_databases: PostgresDatabas
 async def test_no_provider_key_answers_through_local_echo(echo_only: Server) -> None:
     c = client(echo_only)
     raw = c.chat.completions.with_raw_response.create(model="auto", messages=[{"role": "user", "content": "你好"}])
-    text = raw.parse().choices[0].message.content
+    text = raw.parse().choices[0].message.content or ""
     assert text.startswith("[local/echo: no LLM provider is configured") and text.endswith("你好")
     assert raw.headers["x-aitp-model"] == "local/echo"
     models = {m.id: m for m in c.models.list()}

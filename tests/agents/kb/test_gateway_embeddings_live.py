@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import secrets
 
-from tests.conftest import FakeUpstream, ServerFactory, gateway_config
+from tests.conftest import ServerFactory, gateway_config
+from tests.fakes.llm_upstream import FakeUpstream
 
 
 async def test_knowledge_base_embeds_through_the_gateway(fake: FakeUpstream, server_factory: ServerFactory) -> None:

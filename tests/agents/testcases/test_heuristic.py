@@ -3,7 +3,7 @@ from decimal import Decimal
 import pytest
 
 from agents.testcases import CaseDraft, GenerationOptions, heuristic_cases, split_requirement
-from agents.testcases.limits import find_limits
+from agents.testcases.boundaries import find_limits
 from tests.agents.testcases.requirements import CHECKOUT_EN, LOGIN_ZH
 
 

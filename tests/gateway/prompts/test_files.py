@@ -138,7 +138,8 @@ def _prompt_table_diffs(connection: Connection) -> list[object]:
 
 
 async def test_migration_creates_the_tables_the_code_uses(prompt_server: Server) -> None:
-    assert gateway.prompts.PromptRegistry  # the tables are registered on Base.metadata by importing the package
+    # the tables are registered on Base.metadata by importing the package
+    assert gateway.prompts.PromptRegistry is not None
     engine = create_async_engine(prompt_server.database_url)
     try:
         async with engine.connect() as conn:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 from collections import Counter
+from typing import Any
 
 import openai
 import pytest
@@ -46,7 +47,8 @@ def test_a_prompt_needs_no_messages(prompt_server: Server, fake: FakeUpstream) -
     published(prompt_server, spec(name))
     ref = {"prompt": {"name": name, "variables": {"topic": "搜索"}}}
     c = client(prompt_server)
-    for messages in ([], openai.omit):
+    no_messages: list[Any] = [[], openai.omit]
+    for messages in no_messages:
         raw = c.chat.completions.with_raw_response.create(model="auto", messages=messages, extra_body=ref)
         assert raw.headers["x-aitp-prompt"] == f"{name}@1"
         assert fake.requests_for("qwen-turbo")[-1]["messages"][-1] == {"role": "user", "content": "Write about 搜索."}

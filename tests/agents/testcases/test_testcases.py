@@ -14,8 +14,8 @@ import pytest
 
 from tests.agents.answers import CHECKOUT_EN, LOGIN_ZH, valid_answer
 from tests.agents.conftest import task_config, wait_task
-from tests.conftest import FakeUpstream, PostgresDatabases, Server, ServerFactory, gateway_config
-from tests.fakes.llm_upstream import Reply
+from tests.conftest import PostgresDatabases, Server, ServerFactory, gateway_config
+from tests.fakes.llm_upstream import FakeUpstream, Reply
 
 
 def _config(fake: FakeUpstream) -> dict[str, Any]:

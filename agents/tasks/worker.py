@@ -27,7 +27,7 @@ from core.redis import create_redis
 from core.settings import Settings
 from gateway.assembly import build_gateway_core
 
-from .assembly import build_kinds, build_services
+from ..assembly import build_kinds, build_services
 from .runtime import TaskRuntime
 
 log = logging.getLogger("aitp.agents.worker")

@@ -22,7 +22,7 @@ from websockets.asyncio.client import connect
 
 from tests.conftest import PostgresDatabases, Server, ServerFactory, Worker, start_worker
 
-from .conftest import events, project_key, submit, task_config, wait_task
+from ..conftest import events, project_key, submit, task_config, wait_task
 
 
 @pytest.fixture(scope="module")

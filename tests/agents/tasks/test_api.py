@@ -8,7 +8,7 @@ import httpx
 
 from tests.conftest import Server
 
-from .conftest import events, project_key, submit, wait_task
+from ..conftest import events, project_key, submit, wait_task
 
 
 async def test_a_task_runs_to_success_and_reports_its_steps(embedded: Server) -> None:

@@ -20,7 +20,7 @@ from websockets.asyncio.client import ClientConnection, connect
 
 from tests.conftest import Server
 
-from .conftest import RECHECK_S, submit, wait_task
+from ..conftest import RECHECK_S, submit, wait_task
 
 SLACK_S = 1.5  # scheduling on a busy two-core machine
 

@@ -9,7 +9,7 @@ import pytest
 
 from tests.conftest import Server, ServerFactory, start_server
 
-from .conftest import events, project_key, submit, task_config, wait_task
+from ..conftest import events, project_key, submit, task_config, wait_task
 
 
 async def test_embedded_restart_after_sigkill_finishes_every_task_once(

@@ -21,8 +21,8 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from agents.automation import check_review, check_text, infer_target, validate_body
 from agents.automation.workflow import AutomationFlow
-from agents.kinds import TaskError, TransientError
 from agents.llm import LLMFailure
+from agents.tasks.kinds import TaskError, TransientError
 from core.db import Base
 from core.errors import InvalidRequest
 from tests.agents.answers import LOGIN_ZH, valid_answer

@@ -10,7 +10,7 @@ import httpx
 
 from tests.conftest import Server
 
-from .conftest import events, project_key, submit, wait_task
+from ..conftest import events, project_key, submit, wait_task
 
 
 async def test_cancel_pending_never_starts_and_cancel_running_stops_at_a_step(embedded: Server) -> None:
