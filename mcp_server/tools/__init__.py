@@ -1,0 +1,1 @@
+"""The tool groups; :func:`mcp_server.server.build_server` registers each one explicitly."""

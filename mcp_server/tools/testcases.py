@@ -1,0 +1,143 @@
+"""Test-case tools: generate (a long tool), read in pages, review in bulk, export; and automation."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from mcp.server import MCPServer
+from mcp.server.mcpserver import Context
+from pydantic import BaseModel, ConfigDict, Field
+
+from ..caller import Caller
+from ..errors import domain_errors
+from ..models import Case, CasePage, CaseReview, ExportLink, GenerationOutcome, TaskStatus
+from ..platform import Platform
+from ..sizing import cut, decode_cursor, encode_cursor, page
+from ..views import task_status
+from ..waiting import wait_for_task
+
+TaskId = Annotated[str, Field(min_length=1, max_length=64, description="the testcase.generate task's id")]
+CaseType = Literal["functional", "boundary", "negative", "security", "performance", "usability", "compatibility"]
+# Cases are read from the store in one page this large, then cut to the result's size budget.
+_MAX_CASES = 500
+
+
+class CaseEdit(BaseModel):
+    """Fields of one case to change before it is accepted."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    title: str | None = Field(default=None, min_length=1, max_length=500)
+    module: str | None = Field(default=None, max_length=200)
+    priority: Literal["P0", "P1", "P2", "P3"] | None = None
+    preconditions: list[str] | None = Field(default=None, max_length=50)
+    steps: list[dict[str, Any]] | None = Field(default=None, max_length=100, description="[{action, expected}]")
+
+
+def register(server: MCPServer, platform: Platform, caller: Caller, budget_tokens: int, max_wait_s: float) -> None:
+    async def cases_page(principal: Any, task_id: str, offset: int) -> CasePage:
+        found = await platform.testcases.list_cases(principal, task_id, None, _MAX_CASES, 0)
+        items = [Case.model_validate(item) for item in found["items"]]
+        shown, next_offset = page(items, offset, budget_tokens)
+        cursor = encode_cursor(next_offset) if next_offset is not None else None
+        return CasePage(task_id=task_id, total=found["total"], items=shown, next_cursor=cursor)
+
+    @server.tool(title="Generate test cases")
+    @domain_errors
+    async def generate_test_cases(
+        ctx: Context,
+        requirement: Annotated[
+            str | None, Field(min_length=1, max_length=100_000, description="the requirement text (Chinese or English)")
+        ] = None,
+        document_id: Annotated[
+            str | None, Field(min_length=1, max_length=64, description="or: a knowledge-base document's id")
+        ] = None,
+        case_types: Annotated[list[CaseType] | None, Field(description="default: all types")] = None,
+        language: Annotated[Literal["zh", "en"] | None, Field(description="default: the requirement's")] = None,
+        max_cases: Annotated[int | None, Field(ge=1, le=100, description="default: the server's setting")] = None,
+        wait_seconds: Annotated[
+            float, Field(ge=0, le=600, description="wait this long for the result, with progress (capped)")
+        ] = 0,
+    ) -> GenerationOutcome:
+        """Turn a requirement into test cases (a testcase.generate task). Returns the task at once, or waits."""
+        principal = caller(ctx)
+        task_input: dict[str, Any] = {"requirement": requirement, "document_id": document_id}
+        if case_types is not None:
+            task_input["case_types"] = case_types
+        if language is not None:
+            task_input["language"] = language
+        if max_cases is not None:
+            task_input["max_cases"] = max_cases
+        task, _ = await platform.tasks.submit(principal, "testcase.generate", task_input)
+        task = await wait_for_task(platform, principal, task, min(wait_seconds, max_wait_s), ctx)
+        status = task_status(task, budget_tokens // 4)
+        cases = await cases_page(principal, task["id"], 0) if task["status"] == "succeeded" else None
+        return GenerationOutcome(task=status, cases=cases)
+
+    @server.tool(title="Read test cases")
+    @domain_errors
+    async def get_test_cases(
+        task_id: TaskId,
+        ctx: Context,
+        cursor: Annotated[str | None, Field(max_length=200, description="next_cursor of the previous page")] = None,
+    ) -> CasePage:
+        """The cases a testcase.generate task produced, paged to fit the context."""
+        principal = caller(ctx)
+        task = await platform.tasks.get(principal, task_id)
+        result = await cases_page(principal, task_id, decode_cursor(cursor))
+        result.task = task_status(task, 300)
+        return result
+
+    @server.tool(title="Review test cases")
+    @domain_errors
+    async def review_test_cases(
+        task_id: TaskId,
+        ctx: Context,
+        accepted: Annotated[list[str], Field(max_length=500, description="ids of cases to accept")] = [],  # noqa: B006
+        rejected: Annotated[list[str], Field(max_length=500, description="ids of cases to reject")] = [],  # noqa: B006
+        edits: Annotated[
+            dict[str, CaseEdit] | None, Field(description="case id -> fields to change; an edited case is accepted")
+        ] = None,
+    ) -> CaseReview:
+        """Accept, reject or edit a task's cases in one call; accepted cases become examples for later generations."""
+        changes = {case_id: edit.model_dump(exclude_none=True) for case_id, edit in (edits or {}).items()}
+        done = await platform.testcases.review_many(caller(ctx), task_id, list(accepted), list(rejected), changes)
+        return CaseReview.model_validate(done)
+
+    @server.tool(title="Export test cases")
+    @domain_errors
+    async def export_test_cases(
+        task_id: TaskId,
+        ctx: Context,
+        format: Annotated[Literal["md", "csv", "json"], Field(description="md, csv (test-management import) or json")],
+    ) -> ExportLink:
+        """Export a finished task's cases; the whole file is the resource at `uri`."""
+        data, _, _ = await platform.testcases.export(caller(ctx), task_id, format)
+        text = data.decode("utf-8-sig") if isinstance(data, bytes) else data
+        found = await platform.testcases.list_cases(caller(ctx), task_id, None, 1, 0)
+        preview, _ = cut(text, min(800, budget_tokens // 4), "read the resource for the rest")
+        return ExportLink(
+            uri=f"task://{task_id}/testcases.{format}", format=format, cases=found["total"], preview=preview
+        )
+
+    @server.tool(title="Generate automation")
+    @domain_errors
+    async def generate_automation(
+        ctx: Context,
+        test_case_id: Annotated[
+            str | None, Field(min_length=1, max_length=64, description="an accepted test case's id")
+        ] = None,
+        case: Annotated[
+            dict[str, Any] | None, Field(description="or: an inline case {title, steps: [{action, expected}]}")
+        ] = None,
+        base_url: Annotated[str, Field(max_length=2000, description="where the system under test runs")] = "",
+        wait_seconds: Annotated[float, Field(ge=0, le=600, description="wait this long (capped), with progress")] = 0,
+    ) -> TaskStatus:
+        """Turn a test case into a browser spec or API test (automation.generate); it parks for review at step 9."""
+        principal = caller(ctx)
+        task_input: dict[str, Any] = {"testcase_id": test_case_id, "case": case}
+        if base_url:
+            task_input["base_url"] = base_url
+        task, _ = await platform.tasks.submit(principal, "automation.generate", task_input)
+        task = await wait_for_task(platform, principal, task, min(wait_seconds, max_wait_s), ctx)
+        return task_status(task, budget_tokens)
