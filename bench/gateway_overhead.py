@@ -7,8 +7,8 @@ bench/.venv-litellm-proxy, master key set, no database). For each leg it
 measures throughput and latency at concurrency 1 and 50, non-stream and stream,
 the RSS of the server after the load and the time from spawn to the first
 answered chat completion. It prints the figures side by side, the ratios aitp vs
-proxy, and a table of the issue's targets, and writes everything as JSON to
-bench/results/gateway_overhead.json.
+proxy, LiteLLM proxy's reference figures next to this run's and the targets for
+aitp, and writes everything as JSON to bench/results/gateway_overhead.json.
 
 The load generator runs in its own process (this file with a hidden
 ``--loadgen`` option) on aiohttp + uvloop with keep-alive connections, warmed up

@@ -1,4 +1,4 @@
-"""Gateway overhead bench: settings, targets of the issue and the result records."""
+"""Gateway overhead bench: settings, reference figures, targets and the result records."""
 
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ OFFLINE_ENV = {
 }
 
 
-# The issue's measurements of LiteLLM proxy 1.106.2 on this machine (one worker).
+# Reference measurements of LiteLLM proxy 1.106.2 on this machine (one worker).
 @dataclass(frozen=True)
 class Reference:
     proxy_added_c1_ms: dict[str, tuple[float, float]]  # mode -> (p50, p99)

@@ -196,8 +196,8 @@ def target_checks(results: list[LegResult], latencies: list[float], conc: int) -
 
 
 def referencetable(results: list[LegResult], latencies: list[float], conc: int) -> str:
-    """The issue's LiteLLM proxy numbers next to this run's."""
-    headers = ["proxy figure", "issue", *[f"this run @{lat:g}ms" for lat in latencies]]
+    """The reference LiteLLM proxy figures next to this run's."""
+    headers = ["proxy figure", "reference", *[f"this run @{lat:g}ms" for lat in latencies]]
     rows: list[list[str]] = []
     for mode in (NON_STREAM, STREAM):
         ref50, ref99 = REFERENCE.proxy_added_c1_ms[mode]
@@ -243,7 +243,7 @@ def print_report(results: list[LegResult], latencies: list[float], targets: list
         print("\nratios aitp vs litellm-proxy (rps: higher is better; the rest: lower is better)")
         print(ratiotable(results, latencies, sizes.concurrency))
     if PROXY in targets:
-        print("\nlitellm-proxy: the issue's reference vs this run")
+        print("\nlitellm-proxy: reference figures vs this run")
         print(referencetable(results, latencies, sizes.concurrency))
     checks = target_checks(results, latencies, sizes.concurrency)
     print("\ntargets for aitp")

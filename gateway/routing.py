@@ -1,8 +1,9 @@
 """The routing policy: which tier serves a request, and why.
 
 ``auto`` sends short, simple prompts to turbo and long prompts, tool use and
-JSON-schema output to plus; a prompt may declare its tier. Budgets (a later
-layer) may push ``auto``/``plus`` down to turbo through ``downgrade``.
+JSON-schema output to plus; a prompt may declare its tier. A budget whose
+action is downgrade (``gateway/budgets``) pushes ``auto``/``plus`` down to
+turbo through ``downgrade``.
 """
 
 from __future__ import annotations
