@@ -79,9 +79,7 @@ def _default_deployments() -> list[Deployment]:
 
 
 class RoutingSettings(_Strict):
-    long_prompt_tokens: int = Field(
-        default=1000, ge=1, description="prompts with at least this many tokens go to plus (seed: 1,000 characters)"
-    )
+    long_prompt_tokens: int = Field(default=1000, ge=1, description="prompts with at least this many tokens go to plus")
     tools_tier: Tier = "plus"
     json_schema_tier: Tier = Field(
         default="plus", description="tier for JSON-schema output; 'turbo' tries turbo first and cascades to plus"

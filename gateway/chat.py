@@ -1,8 +1,8 @@
 """Chat completions: validate → route → call the Router → (cascade) → account.
 
 One :class:`ChatService` per process. It never touches HTTP objects beyond
-returning a Starlette response, so agents can later call :meth:`complete`
-in-process and be routed, budgeted and logged like an API client.
+returning a Starlette response, so agents call :meth:`complete` in process
+(``agents/llm.py``) and are routed, budgeted and logged like an API client.
 """
 
 from __future__ import annotations

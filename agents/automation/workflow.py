@@ -1,4 +1,4 @@
-"""``automation.generate``: an accepted test case -> a reviewed browser spec or HTTP API test (seed 004).
+"""``automation.generate``: an accepted test case -> a reviewed browser spec or HTTP API test.
 
 Ten named steps, each checkpointed by :class:`~agents.tasks.workflow.Workflow`, so a crash, a restart or a
 review resumes at the last finished step and the model call of ``generate`` is never paid twice:
