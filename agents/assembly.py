@@ -35,6 +35,7 @@ log = logging.getLogger("aitp.agents.assembly")
 def build_services(
     settings: Settings, db: AsyncEngine, core: GatewayCore, registry: CollectorRegistry
 ) -> AgentServices:
+    """The agents' services, on the gateway core's clock so that every row of a process has one time source."""
     if settings.redis_url and not settings.chroma_url:
         log.warning(
             "distributed mode (AITP_REDIS_URL) with an embedded knowledge base: set AITP_CHROMA_URL so that "
@@ -50,14 +51,15 @@ def build_services(
         )
         return await core.embeddings.embed(model, texts, ctx)
 
-    kb = KnowledgeBase(settings, db, create_embedder(settings, gateway_embed))
+    kb = KnowledgeBase(settings, db, create_embedder(settings, gateway_embed), core.clock)
     return AgentServices(
         settings=settings,
+        clock=core.clock,
         db=db,
         gateway=core,
         llm=AgentLLM(core.chat, core.catalog, settings.generation),
         kb=kb,
-        testcases=TestCaseStore(db),
+        testcases=TestCaseStore(db, core.clock),
         metrics=GenerationMetrics(registry),
     )
 

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from core.clock import Clock
 from core.settings import Settings
 from gateway.assembly import GatewayCore
 from gateway.prompts import PromptRegistry
@@ -19,6 +20,7 @@ from .testcases.store import TestCaseStore
 @dataclass(slots=True)
 class AgentServices:
     settings: Settings
+    clock: Clock
     db: AsyncEngine
     gateway: GatewayCore
     llm: AgentLLM

@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import secrets
-import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
@@ -25,6 +24,7 @@ from agents.kb import kb_routes
 from agents.tasks.routes import task_routes
 from agents.tasks.runtime import TaskRuntime
 from agents.testcases.routes import testcase_routes
+from core.clock import SystemClock
 from core.db import create_engine, migrate
 from core.http import InputGuardMiddleware, JSONResponse, RequestContextMiddleware, exception_handlers
 from core.identity.audit import AuditLog
@@ -76,18 +76,24 @@ def create_app(settings: Settings) -> Starlette:
         if settings.redis_url
         else None
     )
-    core = build_gateway_core(settings, db, redis_client, registry)
+    clock = SystemClock()
+    core = build_gateway_core(settings, db, redis_client, registry, clock)
     catalog, engine_ref, prompts = core.catalog, core.engine_ref, core.prompts
     services = build_services(settings, db, core, registry)
-    tasks = TaskRuntime(settings, db, registry, kinds=build_kinds(services))
+    tasks = TaskRuntime(settings, db, registry, clock=clock, kinds=build_kinds(services))
     state = State(settings=settings, registry=registry, engine_ref=engine_ref)
-    identity = Identity(keys=KeyStore(db, resolve_admin_key(settings)), projects=ProjectStore(db), audit=AuditLog(db))
+    identity = Identity(
+        keys=KeyStore(db, resolve_admin_key(settings), clock),
+        projects=ProjectStore(db, clock),
+        audit=AuditLog(db, clock),
+        clock=clock,
+    )
     gateway = Gateway(
         catalog=catalog,
         chat=core.chat,
         embeddings=core.embeddings,
         authenticate=identity.principal,
-        created=int(time.time()),
+        created=int(clock.now().timestamp()),
     )
 
     def plus_price() -> Price:
@@ -158,12 +164,12 @@ def create_app(settings: Settings) -> Starlette:
             *gateway_routes(gateway),
             *identity_routes(identity),
             *budget_routes(identity, core.budget_store, core.enforcer, core.alerts),
-            *report_routes(identity.principal, db, plus_price),
+            *report_routes(identity.principal, db, plus_price, clock),
             *task_routes(identity.keys.authenticate, tasks),
             *testcase_routes(identity.keys.authenticate, services, tasks.store),
             *kb_routes(identity.keys.authenticate, services.kb, settings.kb.max_upload_bytes, tasks),
-            *automation_routes(identity.keys.authenticate, AutomationStore(db)),
-            *prompt_routes(identity, prompts, db, services.testcases.acceptance),
+            *automation_routes(identity.keys.authenticate, AutomationStore(db, clock)),
+            *prompt_routes(identity, prompts, db, clock, services.testcases.acceptance),
         ],
         middleware=[
             Middleware(

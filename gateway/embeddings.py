@@ -7,6 +7,7 @@ from typing import Any
 
 from starlette.responses import Response
 
+from core.clock import Clock
 from core.errors import InvalidRequest, ModelNotFound
 from core.settings import TIERS
 
@@ -27,8 +28,10 @@ class EmbeddingService:
         recorder: UsageRecorder,
         budgets: BudgetEnforcer,
         metrics: GatewayMetrics,
+        clock: Clock,
     ) -> None:
         self._llm = engine
+        self._clock = clock
         self._catalog = catalog
         self._recorder = recorder
         self._budgets = budgets
@@ -76,6 +79,7 @@ class EmbeddingService:
             request_id=ctx.request_id,
             endpoint="embeddings",
             model_requested=request.model,
+            created_at=self._clock.now(),
             project_id=ctx.project_id,
             key_id=ctx.key_id,
             user=request.user,

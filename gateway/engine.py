@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from core.clock import Clock
 from core.errors import APIError, InvalidRequest, RateLimited, UpstreamError, UpstreamTimeout
 from core.settings import RetrySettings
 
@@ -176,7 +177,7 @@ def _register_prices(litellm: Any, catalog: Catalog) -> None:
         litellm.register_model({entry.model: known})
 
 
-def load_engine(catalog: Catalog, retries: RetrySettings) -> Engine:
+def load_engine(catalog: Catalog, retries: RetrySettings, clock: Clock) -> Engine:
     """Import litellm and build the Router. Blocking: run it in a thread."""
     os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
     import litellm
@@ -187,7 +188,7 @@ def load_engine(catalog: Catalog, retries: RetrySettings) -> Engine:
     litellm.telemetry = False
     litellm.disable_streaming_logging = True  # see Engine.__init__: aitp accounts for streams itself
     litellm.suppress_debug_info = True
-    litellm.custom_provider_map = [{"provider": ECHO_PROVIDER, "custom_handler": EchoLLM()}]
+    litellm.custom_provider_map = [{"provider": ECHO_PROVIDER, "custom_handler": EchoLLM(clock)}]
     litellm.utils.custom_llm_setup()  # type: ignore[no-untyped-call]
     _register_prices(litellm, catalog)
     fallbacks = [{group: targets} for group, targets in retries.fallbacks.items()]

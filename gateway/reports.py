@@ -56,6 +56,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from core.clock import Clock
 from core.errors import InvalidRequest, NotFound
 from core.http import JSONResponse
 from core.identity.principal import Principal
@@ -168,7 +169,9 @@ def _choice(params: Mapping[str, str], name: str, allowed: tuple[str, ...]) -> s
     return raw
 
 
-def report_routes(authenticate: Authenticate, engine: AsyncEngine, plus_price: Callable[[], Price]) -> list[Route]:
+def report_routes(
+    authenticate: Authenticate, engine: AsyncEngine, plus_price: Callable[[], Price], clock: Clock
+) -> list[Route]:
     """``GET /api/usage`` and ``GET /api/usage/savings``; every role may read its own project's usage."""
 
     async def window(request: Request, principal: Principal) -> Window:
@@ -179,7 +182,7 @@ def report_routes(authenticate: Authenticate, engine: AsyncEngine, plus_price: C
         elif not principal.root:
             project = principal.project_id
         start, end = parse_instant(params, "from"), parse_instant(params, "to")
-        end = end or datetime.now(UTC)
+        end = end or clock.now()
         start = start or end - DEFAULT_WINDOW
         if start >= end:
             raise InvalidRequest(

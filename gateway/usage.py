@@ -10,8 +10,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
+from dataclasses import asdict, dataclass
+from datetime import datetime
 from pathlib import Path
 
 import orjson
@@ -61,8 +61,8 @@ class Usage:
     request_id: str
     endpoint: str
     model_requested: str
+    created_at: datetime  # from the recording service's clock, not read here
     stream: bool = False
-    created_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     project_id: str | None = None
     key_id: str | None = None
     user: str | None = None

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping
-from datetime import UTC, datetime
 from typing import Any, cast
 
 from sqlalchemy import Table, and_, func, insert, literal_column, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from core.clock import Clock
 from core.errors import NotFound
 from core.timefmt import utc_iso
 
@@ -37,8 +37,9 @@ def case_view(row: Mapping[Any, Any]) -> dict[str, Any]:
 
 
 class AutomationStore:
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, clock: Clock) -> None:
         self._engine = engine
+        self._clock = clock
 
     async def create_or_get(
         self,
@@ -70,7 +71,7 @@ class AutomationStore:
             "review_action": review_action,
             "prompt_name": prompt_name,
             "prompt_version": prompt_version,
-            "created_at": datetime.now(UTC),
+            "created_at": self._clock.now(),
         }
         try:
             async with self._engine.begin() as conn:

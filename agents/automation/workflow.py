@@ -90,7 +90,7 @@ class AutomationInput(BaseModel):
 
 
 def automation_kind(services: AgentServices) -> Kind:
-    flow = AutomationFlow(services, AutomationStore(services.db))
+    flow = AutomationFlow(services, AutomationStore(services.db, services.clock))
     return Kind(
         name=KIND,
         input_model=AutomationInput,

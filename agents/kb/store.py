@@ -29,7 +29,7 @@ import logging
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any, Literal, cast
 
 from sqlalchemy import Table, delete, func, insert, select
@@ -37,6 +37,7 @@ from sqlalchemy.engine import RowMapping
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from core.clock import Clock
 from core.errors import APIError, InvalidRequest, NotFound
 from core.settings import Settings
 from core.timefmt import utc_iso
@@ -111,16 +112,17 @@ def document_info(row: RowMapping) -> DocumentInfo:
 
 
 class KnowledgeBase:
-    def __init__(self, settings: Settings, db: AsyncEngine, embedder: Embedder) -> None:
+    def __init__(self, settings: Settings, db: AsyncEngine, embedder: Embedder, clock: Clock) -> None:
         self.settings = settings.kb
         self.db = db
+        self.clock = clock
         self.embedder = embedder
         self.chroma = ChromaCollections(settings, embedder)
         self.parsers = ParserPool(settings.kb)
         # A staged upload older than a task could still start and finish in is an orphan.
         tasks = settings.tasks
         longest = max([tasks.time_limit_s, *tasks.time_limits.values()]) * tasks.max_attempts
-        self.uploads = UploadStore(db, timedelta(seconds=tasks.max_age_s + longest))
+        self.uploads = UploadStore(db, timedelta(seconds=tasks.max_age_s + longest), clock)
 
     # ----------------------------------------------------------- documents
 
@@ -395,7 +397,7 @@ class KnowledgeBase:
             "chunks": chunks,
             "chars": len(parsed.text),
             "text": parsed.text,
-            "created_at": datetime.now(UTC),
+            "created_at": self.clock.now(),
         }
         replaced: list[str] = []
         async with self.db.begin() as conn:

@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import cast
 
 from sqlalchemy import Table, delete, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from core.clock import Clock
 
 from .chunking import Chunk
 from .preparation import Prepared
@@ -35,14 +37,15 @@ class StagedUpload:
 
 
 class UploadStore:
-    def __init__(self, db: AsyncEngine, stale_after: timedelta) -> None:
+    def __init__(self, db: AsyncEngine, stale_after: timedelta, clock: Clock) -> None:
         self.db = db
         self.stale_after = stale_after
+        self.clock = clock
 
     async def stage(
         self, project_id: str, prepared: Prepared, source: str | None, title: str | None, content_hash: str
     ) -> StagedUpload:
-        now = datetime.now(UTC)
+        now = self.clock.now()
         staged = StagedUpload(uuid.uuid4().hex, project_id, source, title, content_hash, prepared)
         values = {
             "id": staged.id,

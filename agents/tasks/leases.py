@@ -19,10 +19,11 @@ from typing import Any
 from sqlalchemy import and_, bindparam, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from core.clock import Clock
 from core.timefmt import utc_iso
 
 from .events import LocalBus, TaskEvent
-from .store import Clock, SystemClock, insert_event, tasks
+from .store import insert_event, tasks
 from .tables import CANCELLED, FAILED, PENDING, REVIEWING, RUNNING, SUCCEEDED
 
 
@@ -85,11 +86,11 @@ _GUARDED = (
 
 
 class LeaseStore:
-    def __init__(self, engine: AsyncEngine, bus: LocalBus, lease_s: float, clock: Clock | None = None) -> None:
+    def __init__(self, engine: AsyncEngine, bus: LocalBus, lease_s: float, clock: Clock) -> None:
         self._engine = engine
         self._bus = bus
         self._lease = timedelta(seconds=lease_s)
-        self._clock = clock or SystemClock()
+        self._clock = clock
 
     async def claim(self, task_id: str, worker: str) -> Lease | None:
         """Take the task, or None when this message is a duplicate (claimed, finished or cancelled)."""

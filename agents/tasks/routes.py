@@ -154,7 +154,11 @@ def task_routes(authenticate_header: Authenticate, runtime: TaskRuntime) -> list
         if last:
             bounded_int(last, "Last-Event-ID", "last_event_id", 0, INT64_MAX)
         key = KeyWatch(
-            authenticate_header, request.headers.get("authorization"), principal, runtime.settings.stream_key_recheck_s
+            authenticate_header,
+            request.headers.get("authorization"),
+            principal,
+            runtime.settings.stream_key_recheck_s,
+            runtime.clock,
         )
         return await event_stream(request, runtime, scope(principal), key)
 

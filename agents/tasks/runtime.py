@@ -20,6 +20,7 @@ from prometheus_client import CollectorRegistry
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from core.clock import Clock
 from core.settings import Settings
 
 from .broker import Actor, create_broker, declare_actors
@@ -65,18 +66,20 @@ class TaskRuntime:
         engine: AsyncEngine,
         registry: CollectorRegistry,
         *,
+        clock: Clock,
         kinds: KindRegistry | None = None,
         listen_events: bool = True,
     ) -> None:
         self.settings = settings.tasks
+        self.clock = clock
         self.kinds = kinds or default_kinds()
         self.redis = redis_client(settings, "api" if listen_events else "worker")
         self.bus: LocalBus = (
             RedisBus(self.redis, settings.redis_prefix, listen=listen_events) if self.redis else LocalBus()
         )
         self.metrics = TaskMetrics(registry)
-        self.store = TaskStore(engine, self.bus)
-        self.leases = LeaseStore(engine, self.bus, self.settings.lease_s)
+        self.store = TaskStore(engine, self.bus, clock)
+        self.leases = LeaseStore(engine, self.bus, self.settings.lease_s, clock)
         self.namespace = f"{settings.redis_prefix}-tasks"
         self.broker = create_broker(self.settings, self.redis, self.namespace, self._expired)
         self.actors: dict[str, Actor] = declare_actors(self.broker, self.kinds, self.settings, self._run_message)

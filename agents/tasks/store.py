@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping
-from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol, cast
+from datetime import datetime, timedelta
+from typing import Any, cast
 
 from sqlalchemy import Float, Table, and_, case, delete, func, insert, literal_column, or_, select, update
 from sqlalchemy import cast as sql_cast
@@ -17,6 +17,7 @@ from sqlalchemy.engine import RowMapping
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from core.clock import Clock
 from core.errors import NotFound
 from core.identity.projects import Conflict
 from core.timefmt import aware, utc_iso
@@ -29,15 +30,6 @@ events = cast(Table, TaskEventRow.__table__)
 # Built once: the hot paths pass parameters instead of rebuilding statements (most of their CPU cost).
 INSERT_TASK = insert(tasks).returning(*tasks.c)
 INSERT_EVENT = insert(events).returning(events.c.id)
-
-
-class Clock(Protocol):
-    def now(self) -> datetime: ...
-
-
-class SystemClock:
-    def now(self) -> datetime:
-        return datetime.now(UTC)
 
 
 def task_view(row: Mapping[Any, Any]) -> dict[str, Any]:
@@ -87,10 +79,10 @@ def _not_found(task_id: str) -> NotFound:
 
 
 class TaskStore:
-    def __init__(self, engine: AsyncEngine, bus: LocalBus, clock: Clock | None = None) -> None:
+    def __init__(self, engine: AsyncEngine, bus: LocalBus, clock: Clock) -> None:
         self._engine = engine
         self._bus = bus
-        self._clock = clock or SystemClock()
+        self._clock = clock
 
     async def submit(
         self,

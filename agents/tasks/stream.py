@@ -19,7 +19,6 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 import orjson
@@ -28,6 +27,7 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
+from core.clock import Clock
 from core.errors import APIError, InvalidRequest, Unauthorized
 from core.identity.principal import Principal
 
@@ -51,7 +51,9 @@ class KeyWatch:
     check is due, and answers the error that must end the stream, or None.
     """
 
-    def __init__(self, authenticate: Authenticate, authorization: str | None, principal: Principal, every: float):
+    def __init__(
+        self, authenticate: Authenticate, authorization: str | None, principal: Principal, every: float, clock: Clock
+    ):
         self._authenticate = authenticate
         self._authorization = authorization
         self._every = every
@@ -59,7 +61,7 @@ class KeyWatch:
         self._next = self._now() + every
         self._expires: float | None = None
         if principal.expires_at is not None:
-            left = (principal.expires_at - datetime.now(UTC)).total_seconds()
+            left = (principal.expires_at - clock.now()).total_seconds()
             self._expires = self._now() + max(0.0, left) + 0.01  # just past it, so the lookup sees it expired
 
     def due_in(self) -> float:
@@ -167,7 +169,7 @@ def notifications(authenticate: Authenticate, runtime: TaskRuntime) -> Callable[
         except APIError as exc:
             await websocket.close(code=1008, reason=_close_reason(exc))
             return
-        key = KeyWatch(authenticate, header, principal, runtime.settings.stream_key_recheck_s)
+        key = KeyWatch(authenticate, header, principal, runtime.settings.stream_key_recheck_s, runtime.clock)
         project = websocket.query_params.get("project") if principal.root else None
         project = project or principal.project_id
         await websocket.accept()

@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 
 from prometheus_client import CollectorRegistry, start_http_server
 
+from core.clock import SystemClock
 from core.db import create_engine, migrate
 from core.redis import create_redis
 from core.settings import Settings
@@ -59,9 +60,10 @@ def run_worker(settings: Settings, *, threads: int, queues: set[str] | None, met
     engine = create_engine(settings.effective_database_url)
     registry = CollectorRegistry()
     redis_async = create_redis(settings.redis_url, settings.redis_max_connections, socket_timeout_s=5.0)
-    core = build_gateway_core(settings, engine, redis_async, registry)
+    clock = SystemClock()
+    core = build_gateway_core(settings, engine, redis_async, registry, clock)
     services = build_services(settings, engine, core, registry)
-    runtime = TaskRuntime(settings, engine, registry, kinds=build_kinds(services), listen_events=False)
+    runtime = TaskRuntime(settings, engine, registry, clock=clock, kinds=build_kinds(services), listen_events=False)
     unknown = (queues or set()) - runtime.queues()
     if unknown:
         log.error("unknown queues %s; the kinds use %s", sorted(unknown), sorted(runtime.queues()))

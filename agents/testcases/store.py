@@ -11,10 +11,10 @@ from sqlalchemy import Table, and_, case, delete, func, insert, select, update
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from core.clock import Clock
 from core.errors import InvalidRequest, NotFound
 from core.timefmt import utc_iso
 
-from ..tasks.store import Clock, SystemClock
 from .tables import TestCaseRow
 
 cases = cast(Table, TestCaseRow.__table__)
@@ -55,9 +55,9 @@ def new_case_id() -> str:
 class TestCaseStore:
     __test__ = False  # not a pytest class
 
-    def __init__(self, engine: AsyncEngine, clock: Clock | None = None) -> None:
+    def __init__(self, engine: AsyncEngine, clock: Clock) -> None:
         self._engine = engine
-        self._clock = clock or SystemClock()
+        self._clock = clock
 
     async def replace_for_task(self, project_id: str, task_id: str, items: Sequence[dict[str, Any]]) -> None:
         """Store a task's cases, replacing any an earlier execution of the same task stored (one transaction)."""

@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine
+
+from core.clock import Clock
 
 from .principal import Principal
 from .tables import AuditRow
 
 
 class AuditLog:
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, clock: Clock) -> None:
         self._engine = engine
+        self._clock = clock
 
     async def record(
         self,
@@ -29,7 +31,7 @@ class AuditLog:
         async with self._engine.begin() as conn:
             await conn.execute(
                 insert(AuditRow).values(
-                    at=datetime.now(UTC),
+                    at=self._clock.now(),
                     actor=principal.key_id,
                     actor_role="root" if principal.root else principal.role,
                     project_id=project_id,

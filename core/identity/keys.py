@@ -11,11 +11,12 @@ import hmac
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
 from sqlalchemy import bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
+from core.clock import Clock
 from core.errors import NotFound, Unauthorized
 from core.timefmt import aware, utc_iso
 
@@ -41,8 +42,7 @@ class NewKey:
     secret: str
 
 
-def key_view(row: ApiKeyRow, now: datetime | None = None) -> dict[str, object]:
-    now = now or datetime.now(UTC)
+def key_view(row: ApiKeyRow, now: datetime) -> dict[str, object]:
     expires = aware(row.expires_at)
     status = "revoked" if row.revoked_at else ("expired" if expires and expires <= now else "active")
     return {
@@ -64,7 +64,8 @@ def key_view(row: ApiKeyRow, now: datetime | None = None) -> dict[str, object]:
 
 
 class KeyStore:
-    def __init__(self, engine: AsyncEngine, admin_key: str) -> None:
+    def __init__(self, engine: AsyncEngine, admin_key: str, clock: Clock) -> None:
+        self._clock = clock
         self._sessions = async_sessionmaker(engine, expire_on_commit=False)
         self._admin_hash = hash_key(admin_key)
         # Built once: authentication runs on every request.
@@ -94,7 +95,7 @@ class KeyStore:
             expires_at=expires_at,
             rpm=rpm,
             tpm=tpm,
-            created_at=datetime.now(UTC),
+            created_at=self._clock.now(),
             created_by=created_by,
         )
         async with self._sessions.begin() as session:
@@ -116,7 +117,7 @@ class KeyStore:
         return row
 
     async def revoke(self, key_id: str, reason: str) -> ApiKeyRow:
-        now = datetime.now(UTC)
+        now = self._clock.now()
         async with self._sessions.begin() as session:
             await session.execute(
                 update(ApiKeyRow)
@@ -141,7 +142,7 @@ class KeyStore:
                 code="key_revoked",
             )
         expires = aware(row.expires_at)
-        if expires is not None and expires <= datetime.now(UTC):
+        if expires is not None and expires <= self._clock.now():
             raise Unauthorized(
                 f"API key {row.prefix}… expired at {utc_iso(expires)}; ask an admin for a new one", code="key_expired"
             )

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import contextlib
-from datetime import UTC, datetime
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
+from core.clock import Clock
 from core.errors import APIError, NotFound
 
 from .principal import DEFAULT_PROJECT
@@ -31,15 +31,16 @@ def project_view(row: ProjectRow) -> dict[str, object]:
 
 
 class ProjectStore:
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, clock: Clock) -> None:
         self._sessions = async_sessionmaker(engine, expire_on_commit=False)
+        self._clock = clock
 
     async def ensure_default(self) -> None:
         with contextlib.suppress(Conflict):
             await self.create(DEFAULT_PROJECT, "the project of the server admin key and keyless tools")
 
     async def create(self, project_id: str, description: str) -> ProjectRow:
-        row = ProjectRow(id=project_id, name=project_id, description=description, created_at=datetime.now(UTC))
+        row = ProjectRow(id=project_id, name=project_id, description=description, created_at=self._clock.now())
         try:
             async with self._sessions.begin() as session:
                 session.add(row)

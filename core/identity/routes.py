@@ -6,11 +6,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from core.clock import Clock
 from core.errors import InvalidRequest, NotFound
 from core.http import JSONResponse, read_json, request_id
 from core.validation import Int32, Text, parse, query_int
@@ -44,11 +45,13 @@ class KeySpec(BaseModel):
 
     @field_validator("expires_at")
     @classmethod
-    def _future(cls, value: datetime | None) -> datetime | None:
+    def _future(cls, value: datetime | None, info: ValidationInfo) -> datetime | None:
         if value is None:
             return None
         value = value if value.tzinfo else value.replace(tzinfo=UTC)
-        if value <= datetime.now(UTC):
+        # The handler's clock comes in the validation context: parse(KeySpec, body, {"now": ...}).
+        now: datetime = (info.context or {})["now"]
+        if value <= now:
             raise ValueError("expires_at must be in the future")
         return value
 
@@ -64,6 +67,7 @@ class Identity:
     keys: KeyStore
     projects: ProjectStore
     audit: AuditLog
+    clock: Clock
 
     async def principal(self, request: Request) -> Principal:
         return await self.keys.authenticate(request.headers.get("authorization"))
@@ -93,15 +97,14 @@ def identity_routes(identity: Identity) -> list[Route]:
 
     async def create_key(request: Request) -> Response:
         principal = await identity.principal(request)
-        spec = parse(KeySpec, await read_json(request))
+        now = identity.clock.now()
+        spec = parse(KeySpec, await read_json(request), {"now": now})
         project = spec.project or principal.project_id
         principal.require_admin(project)
         await identity.visible_project(principal, project)
         if spec.expires_at and spec.expires_in_s:
             raise InvalidRequest("give expires_at or expires_in_s, not both", param="expires_in_s")
-        expires = spec.expires_at or (
-            datetime.now(UTC) + timedelta(seconds=spec.expires_in_s) if spec.expires_in_s else None
-        )
+        expires = spec.expires_at or (now + timedelta(seconds=spec.expires_in_s) if spec.expires_in_s else None)
         new = await identity.keys.create(
             project_id=project,
             name=spec.name,
@@ -112,7 +115,7 @@ def identity_routes(identity: Identity) -> list[Route]:
             tpm=spec.tpm,
             created_by=principal.key_id,
         )
-        view = key_view(new.spec)
+        view = key_view(new.spec, now)
         await identity.audit.record(
             principal,
             "key.create",
@@ -131,7 +134,8 @@ def identity_routes(identity: Identity) -> list[Route]:
             principal.require_admin(project)
             await identity.visible_project(principal, project)
         rows = await identity.keys.find(project)
-        return JSONResponse({"items": [key_view(r) for r in rows]})
+        now = identity.clock.now()
+        return JSONResponse({"items": [key_view(r, now) for r in rows]})
 
     async def revoke_key(request: Request) -> Response:
         principal = await identity.principal(request)
@@ -151,7 +155,7 @@ def identity_routes(identity: Identity) -> list[Route]:
             detail={"reason": spec.reason},
             request_id=request_id(request),
         )
-        return JSONResponse(key_view(row))
+        return JSONResponse(key_view(row, identity.clock.now()))
 
     async def audit(request: Request) -> Response:
         principal = await identity.principal(request)

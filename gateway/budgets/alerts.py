@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -12,6 +11,8 @@ from prometheus_client import CollectorRegistry, Counter
 from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential
+
+from core.clock import Clock
 
 from .tables import AlertRow, BudgetRow
 
@@ -24,9 +25,10 @@ class _Retryable(Exception):
 
 class AlertSink:
     def __init__(
-        self, engine: AsyncEngine, registry: CollectorRegistry, webhook_url: str | None, attempts: int
+        self, engine: AsyncEngine, registry: CollectorRegistry, webhook_url: str | None, attempts: int, clock: Clock
     ) -> None:
         self._engine = engine
+        self._clock = clock
         self._webhook_url = webhook_url
         self._attempts = attempts
         self._tasks: set[asyncio.Task[None]] = set()
@@ -37,7 +39,7 @@ class AlertSink:
     async def emit(
         self, budget: BudgetRow, unit: str, threshold: float, used: float, limit: float, window: str
     ) -> None:
-        now = datetime.now(UTC)
+        now = self._clock.now()
         async with self._engine.begin() as conn:
             result = await conn.execute(
                 insert(AlertRow)

@@ -16,11 +16,11 @@ import time
 from collections import OrderedDict
 from collections.abc import Awaitable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import TypeVar
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from core.clock import Clock
 from core.errors import RateLimited, ServiceUnavailable
 from core.identity.principal import Principal
 from core.settings import BudgetSettings
@@ -104,8 +104,10 @@ class BudgetEnforcer:
         settings: BudgetSettings,
         registry: CollectorRegistry,
         settlements: Settlements,
+        clock: Clock,
     ) -> None:
         self._store = store
+        self._clock = clock
         self._ledger = ledger
         self._settlements = settlements
         self._alerts = alerts
@@ -262,7 +264,7 @@ class BudgetEnforcer:
         resets = utc_iso(refused.resets_at)
         retry = None
         if refused.resets_at is not None:
-            retry = max(1, math.ceil((refused.resets_at - datetime.now(UTC)).total_seconds()))
+            retry = max(1, math.ceil((refused.resets_at - self._clock.now()).total_seconds()))
         headers = {"retry-after": str(retry)} if retry else {}
         if refused.counter.startswith("rl:"):
             kind = refused.counter.rsplit(":", 1)[-1]

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import secrets
-from datetime import UTC, datetime
 
 from sqlalchemy import and_, bindparam, delete, or_, select
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
+from core.clock import Clock
 from core.errors import NotFound
 
 from .specs import BudgetSpec
@@ -20,8 +20,9 @@ def budget_name(row: BudgetRow) -> str:
 
 
 class BudgetStore:
-    def __init__(self, engine: AsyncEngine, timezone: str) -> None:
+    def __init__(self, engine: AsyncEngine, timezone: str, clock: Clock) -> None:
         self._timezone = timezone
+        self._clock = clock
         self._sessions = async_sessionmaker(engine, expire_on_commit=False)
         # Built once: this query runs on every call, and building it costs more than running it.
         self._applicable = select(BudgetRow).where(
@@ -36,7 +37,7 @@ class BudgetStore:
     async def upsert(self, spec: BudgetSpec) -> tuple[BudgetRow, bool]:
         """Create the budget, or change the one with the same scope and period; True when created."""
         scope_id = spec.scope_id or spec.project
-        now = datetime.now(UTC)
+        now = self._clock.now()
         async with self._sessions.begin() as session:
             row = (
                 await session.scalars(

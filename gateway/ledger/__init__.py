@@ -11,10 +11,10 @@ from __future__ import annotations
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from core.clock import Clock, SystemClock
 from gateway.ledger.base import (
     TOLERANCE,
     Charge,
-    Clock,
     CounterState,
     Ledger,
     LedgerError,
@@ -22,7 +22,6 @@ from gateway.ledger.base import (
     LedgerUnavailable,
     Period,
     Reservation,
-    SystemClock,
     refuses,
 )
 from gateway.ledger.rebuild import DurableRecord
@@ -55,7 +54,7 @@ def create_ledger(
     redis_client: Redis | None,
     prefix: str,
     tz: str,
-    clock: Clock | None = None,
+    clock: Clock,
     record: DurableRecord | None = None,
 ) -> Ledger:
     """Redis when a client is given (replicas share it), else the app's database.

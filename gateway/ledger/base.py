@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from enum import StrEnum
 from typing import Protocol
 
@@ -124,19 +124,6 @@ def check_charges(charges: Sequence[Charge], ttl_s: float) -> None:
         if charge.counter in seen:
             raise ValueError(f"counter {charge.counter!r} appears twice in one reservation; merge the charges")
         seen.add(charge.counter)
-
-
-class Clock(Protocol):
-    def now(self) -> datetime:
-        """The current time as an aware UTC datetime."""
-        ...
-
-
-class SystemClock:
-    """The real clock; tests inject a fake one they move by hand."""
-
-    def now(self) -> datetime:
-        return datetime.now(UTC)
 
 
 class Ledger(Protocol):

@@ -34,16 +34,15 @@ from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from core.clock import Clock
 from gateway.ledger.base import (
     TOLERANCE,
     Charge,
-    Clock,
     CounterState,
     LedgerRefused,
     LedgerUnavailable,
     Period,
     Reservation,
-    SystemClock,
     check_charges,
 )
 from gateway.ledger.rebuild import DurableRecord
@@ -225,7 +224,7 @@ class RedisLedger:
         self,
         client: Redis,
         prefix: str,
-        clock: Clock | None = None,
+        clock: Clock,
         tz: tzinfo | str = "UTC",
         *,
         record: DurableRecord | None = None,
@@ -233,7 +232,7 @@ class RedisLedger:
         self._client = client
         # "aitp" and "aitp:" both give keys like "aitp:lc:2026-11-23:budget:7:usd".
         self._prefix = prefix if not prefix or prefix.endswith(":") else f"{prefix}:"
-        self._clock = clock or SystemClock()
+        self._clock = clock
         self._tz = ZoneInfo(tz) if isinstance(tz, str) else tz
         self._record = record
         # One rebuild per counter window at a time in this process: after a restart every request in

@@ -58,16 +58,15 @@ from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from core.clock import Clock
 from core.db import Base
 from gateway.ledger.base import (
     Charge,
-    Clock,
     CounterState,
     LedgerRefused,
     LedgerUnavailable,
     Period,
     Reservation,
-    SystemClock,
     check_charges,
     refuses,
 )
@@ -140,7 +139,7 @@ class SqlLedger:
     def __init__(
         self,
         engine: AsyncEngine,
-        clock: Clock | None = None,
+        clock: Clock,
         tz: tzinfo | str = "UTC",
         *,
         timeout_s: float | None = 5.0,
@@ -150,7 +149,7 @@ class SqlLedger:
         if dialect not in {"sqlite", "postgresql"}:
             raise ValueError(f"the SQL ledger supports sqlite and postgresql, not {dialect!r}")
         self._engine = engine
-        self._clock = clock or SystemClock()
+        self._clock = clock
         self._tz = ZoneInfo(tz) if isinstance(tz, str) else tz
         self._timeout_s = timeout_s
         self._purge_every_s = purge_every_s

@@ -35,6 +35,7 @@ from sqlalchemy import RowMapping, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from core.clock import Clock
 from core.errors import InvalidRequest, NotFound, ServiceUnavailable
 from core.identity.projects import Conflict
 
@@ -96,11 +97,13 @@ class PromptRegistry:
         self,
         engine: AsyncEngine,
         *,
+        clock: Clock,
         rng: random.Random | None = None,
         cache_size: int = 512,
         limits: RenderLimits | None = None,
     ) -> None:
         self._engine = engine
+        self._clock = clock
         self._env = sandbox(limits)
         self._rng = rng or random.Random()
         self._cache: OrderedDict[tuple[str, int], PromptVersion] = OrderedDict()
@@ -129,7 +132,7 @@ class PromptRegistry:
                 "content_hash": digest,
                 "spec": spec.normalised(),
                 "source_text": draft.text,
-                "created_at": datetime.now(UTC),
+                "created_at": self._clock.now(),
                 "created_by": created_by,
                 "source": source,
             }
@@ -319,7 +322,7 @@ class PromptRegistry:
             "weight": weight,
             "pinned": pinned,
             "revision": 1,
-            "updated_at": datetime.now(UTC),
+            "updated_at": self._clock.now(),
             "updated_by": by,
         }
         try:
@@ -344,7 +347,7 @@ class PromptRegistry:
                     weight=current["weight"] if weight is None else weight,
                     pinned=pinned,
                     revision=revision,
-                    updated_at=datetime.now(UTC),
+                    updated_at=self._clock.now(),
                     updated_by=by,
                 )
             )

@@ -7,7 +7,6 @@ platform-wide. Every change is written to the audit log.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -17,6 +16,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from core.clock import Clock
 from core.errors import InvalidRequest
 from core.http import JSONResponse, read_json, request_id
 from core.identity.principal import Principal
@@ -145,6 +145,7 @@ def prompt_routes(
     identity: Identity,
     registry: PromptRegistry,
     usage_db: AsyncEngine,
+    clock: Clock,
     acceptance: AcceptanceSource | None = None,
 ) -> list[Route]:
     async def admin(request: Request) -> Principal:
@@ -297,7 +298,7 @@ def prompt_routes(
             await identity.visible_project(principal, project)
         elif not principal.root:
             project = principal.project_id
-        end = parse_instant(params, "to") or datetime.now(UTC)
+        end = parse_instant(params, "to") or clock.now()
         start = parse_instant(params, "from") or end - DEFAULT_WINDOW
         if start >= end:
             raise InvalidRequest("query parameter 'to' must be after 'from' ('to' is exclusive)", param="to")

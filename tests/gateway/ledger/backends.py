@@ -3,26 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
 
+from core.clock import Clock
 from core.db import create_engine
 from core.redis import create_redis
-from gateway.ledger import Clock, Ledger, RedisLedger, SqlLedger
+from gateway.ledger import Ledger, RedisLedger, SqlLedger
 
 BACKENDS = ("sqlite", "postgres", "redis")
-
-
-@dataclass
-class FakeClock:
-    """The clock the tests move by hand."""
-
-    current: datetime
-
-    def now(self) -> datetime:
-        return self.current
-
-    def advance(self, seconds: float) -> None:
-        self.current += timedelta(seconds=seconds)
 
 
 @dataclass
@@ -41,7 +28,7 @@ class Opened:
                 await resource.aclose()  # type: ignore[attr-defined]
 
 
-def open_ledger(kind: str, url: str, prefix: str, clock: Clock | None = None, tz: str = "UTC") -> Opened:
+def open_ledger(kind: str, url: str, prefix: str, clock: Clock, tz: str = "UTC") -> Opened:
     """A ledger on its own engine or client (worker processes use this)."""
     if kind == "redis":
         client = create_redis(url)

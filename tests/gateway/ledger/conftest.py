@@ -22,8 +22,9 @@ from core.db import create_engine, migrate
 from core.redis import create_redis
 from gateway.ledger import Ledger, RedisLedger, SqlLedger
 from tests.conftest import PostgresDatabases
+from tests.fakes.clock import FakeClock
 
-from .backends import BACKENDS, FakeClock
+from .backends import BACKENDS
 
 REDIS_HOST = "redis://127.0.0.1:6379"
 

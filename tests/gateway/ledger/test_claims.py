@@ -5,8 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from gateway.ledger import Ledger
-
-from .backends import FakeClock
+from tests.fakes.clock import FakeClock
 
 Name = Callable[[str], str]
 

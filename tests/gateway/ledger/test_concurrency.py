@@ -11,6 +11,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from core.clock import SystemClock
 from gateway.ledger import TOLERANCE, Charge, Ledger, LedgerRefused, Period, Reservation
 
 from .conftest import Backend
@@ -98,7 +99,7 @@ async def test_processes_never_overspend(backend: Backend, name: Name) -> None:
 
     used = sum(s["used"] for s in summaries)
     assert sum(s["claimed"] for s in summaries) == 1
-    ledger = backend.make(None)
+    ledger = backend.make(SystemClock())  # the worker processes counted on the real clock
     snaps = await ledger.snapshot([(daily, Period.DAY, 250.0), (total, Period.TOTAL, 200.0)])
     assert snaps[total].used == used == snaps[daily].used
     assert snaps[total].reserved == 0 and snaps[daily].reserved == 0

@@ -16,8 +16,8 @@ from redis.asyncio import Redis
 
 from gateway.ledger import Charge, Ledger, LedgerRefused, LedgerUnavailable, Period
 from gateway.ledger.windows import Window, window_for
+from tests.fakes.clock import FakeClock
 
-from .backends import FakeClock
 from .conftest import Backend
 
 Name = Callable[[str], str]

@@ -8,8 +8,7 @@ from datetime import UTC, datetime
 import pytest
 
 from gateway.ledger import Charge, Ledger, LedgerRefused, Period
-
-from .backends import FakeClock
+from tests.fakes.clock import FakeClock
 
 Name = Callable[[str], str]
 TOMORROW = datetime(2026, 11, 24, tzinfo=UTC)

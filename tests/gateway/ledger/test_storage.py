@@ -15,8 +15,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 import gateway.ledger
 from core.db import Base
 from gateway.ledger import Charge, Period, SqlLedger
+from tests.fakes.clock import FakeClock
 
-from .backends import FakeClock
 from .conftest import Backend
 
 Name = Callable[[str], str]

@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable, Iterator
 
 import pytest
 
+from core.clock import SystemClock
 from core.db import create_engine
 from core.redis import create_redis
 from gateway.ledger import Charge, Ledger, LedgerUnavailable, Period, RedisLedger, SqlLedger, create_ledger
@@ -46,7 +47,7 @@ async def assert_fails_fast(ledger: Ledger, within_s: float) -> None:
 async def test_redis_refusing_connections(closed_port: int) -> None:
     client = create_redis(f"redis://127.0.0.1:{closed_port}/0")
     try:
-        await assert_fails_fast(RedisLedger(client, "unreachable:"), within_s=1.5)
+        await assert_fails_fast(RedisLedger(client, "unreachable:", SystemClock()), within_s=1.5)
     finally:
         await client.aclose()
 
@@ -54,7 +55,7 @@ async def test_redis_refusing_connections(closed_port: int) -> None:
 async def test_redis_that_never_answers(silent_port: int) -> None:
     client = create_redis(f"redis://127.0.0.1:{silent_port}/0", socket_timeout_s=0.2)
     try:
-        await assert_fails_fast(RedisLedger(client, "silent:"), within_s=1.5)
+        await assert_fails_fast(RedisLedger(client, "silent:", SystemClock()), within_s=1.5)
     finally:
         await client.aclose()
 
@@ -62,7 +63,7 @@ async def test_redis_that_never_answers(silent_port: int) -> None:
 async def test_postgres_refusing_connections(closed_port: int) -> None:
     engine = create_engine(f"postgresql+asyncpg://postgres@127.0.0.1:{closed_port}/aitp")
     try:
-        await assert_fails_fast(SqlLedger(engine), within_s=1.5)
+        await assert_fails_fast(SqlLedger(engine, SystemClock()), within_s=1.5)
     finally:
         await engine.dispose()
 
@@ -70,7 +71,7 @@ async def test_postgres_refusing_connections(closed_port: int) -> None:
 async def test_postgres_that_never_answers(silent_port: int) -> None:
     engine = create_engine(f"postgresql+asyncpg://postgres@127.0.0.1:{silent_port}/aitp")
     try:
-        await assert_fails_fast(SqlLedger(engine, timeout_s=0.3), within_s=1.5)
+        await assert_fails_fast(SqlLedger(engine, SystemClock(), timeout_s=0.3), within_s=1.5)
     finally:
         await engine.dispose()
 
@@ -80,9 +81,12 @@ async def test_create_ledger_picks_redis_when_given_a_client(closed_port: int) -
     client = create_redis(f"redis://127.0.0.1:{closed_port}/0")
     try:
         assert isinstance(
-            create_ledger(database=engine, redis_client=client, prefix="p:", tz="Asia/Shanghai"), RedisLedger
+            create_ledger(database=engine, redis_client=client, prefix="p:", tz="Asia/Shanghai", clock=SystemClock()),
+            RedisLedger,
         )
-        assert isinstance(create_ledger(database=engine, redis_client=None, prefix="p:", tz="UTC"), SqlLedger)
+        assert isinstance(
+            create_ledger(database=engine, redis_client=None, prefix="p:", tz="UTC", clock=SystemClock()), SqlLedger
+        )
     finally:
         await client.aclose()
         await engine.dispose()

@@ -8,8 +8,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from gateway.ledger import Charge, LedgerRefused, Period
+from tests.fakes.clock import FakeClock
 
-from .backends import FakeClock
 from .conftest import Backend
 
 Name = Callable[[str], str]

@@ -13,6 +13,7 @@ import random
 import sys
 from typing import Any
 
+from core.clock import SystemClock
 from gateway.ledger import Charge, Ledger, LedgerRefused, Period
 
 from .backends import open_ledger
@@ -37,7 +38,7 @@ async def _one(ledger: Ledger, spec: dict[str, Any], rng: random.Random) -> floa
 
 
 async def _run(spec: dict[str, Any]) -> dict[str, Any]:
-    opened = open_ledger(spec["kind"], spec["url"], spec["prefix"])
+    opened = open_ledger(spec["kind"], spec["url"], spec["prefix"], SystemClock())
     rng = random.Random(spec["seed"])
     try:
         sys.stdout.write("ready\n")
