@@ -29,6 +29,7 @@ from core.db import create_engine, migrate
 from core.http import InputGuardMiddleware, JSONResponse, RequestContextMiddleware, exception_handlers
 from core.identity.audit import AuditLog
 from core.identity.keys import KeyStore
+from core.identity.middleware import AuthenticationMiddleware
 from core.identity.projects import ProjectStore
 from core.identity.routes import Identity, identity_routes
 from core.redis import create_redis
@@ -92,7 +93,6 @@ def create_app(settings: Settings) -> Starlette:
         catalog=catalog,
         chat=core.chat,
         embeddings=core.embeddings,
-        authenticate=identity.principal,
         created=int(clock.now().timestamp()),
     )
 
@@ -164,11 +164,11 @@ def create_app(settings: Settings) -> Starlette:
             *gateway_routes(gateway),
             *identity_routes(identity),
             *budget_routes(identity, core.budget_store, core.enforcer, core.alerts),
-            *report_routes(identity.principal, db, plus_price, clock),
+            *report_routes(db, plus_price, clock),
             *task_routes(identity.keys.authenticate, tasks),
-            *testcase_routes(identity.keys.authenticate, services, tasks.store),
-            *kb_routes(identity.keys.authenticate, services.kb, settings.kb.max_upload_bytes, tasks),
-            *automation_routes(identity.keys.authenticate, AutomationStore(db, clock)),
+            *testcase_routes(services, tasks.store),
+            *kb_routes(services.kb, settings.kb.max_upload_bytes, tasks),
+            *automation_routes(AutomationStore(db, clock)),
             *prompt_routes(identity, prompts, db, clock, services.testcases.acceptance),
         ],
         middleware=[
@@ -179,6 +179,8 @@ def create_app(settings: Settings) -> Starlette:
                 path_limits={"/api/kb/documents": (settings.kb.max_upload_bytes + 64 * 1024, "kb.max_upload_bytes")},
             ),
             Middleware(InputGuardMiddleware),
+            # Innermost, so that malformed or oversized requests are refused before a key lookup.
+            Middleware(AuthenticationMiddleware, authenticate=identity.keys.authenticate),
         ],
         exception_handlers=exception_handlers(),
         lifespan=lifespan,

@@ -44,7 +44,7 @@ import csv
 import io
 import math
 import re
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import MAXYEAR, MINYEAR, UTC, date, datetime, time, timedelta
 from typing import Any
@@ -59,6 +59,7 @@ from starlette.routing import Route
 from core.clock import Clock
 from core.errors import InvalidRequest, NotFound
 from core.http import JSONResponse
+from core.identity.middleware import principal_of
 from core.identity.principal import Principal
 from core.identity.tables import ProjectRow
 
@@ -83,7 +84,6 @@ CSV_COLUMNS = (
 _SPACED_OFFSET = re.compile(r"(\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?) (\d{2}(?::?\d{2})?)$")
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
-Authenticate = Callable[[Request], Awaitable[Principal]]
 C = UsageRecord.__table__.c  # Core columns of usage_records
 
 
@@ -169,9 +169,7 @@ def _choice(params: Mapping[str, str], name: str, allowed: tuple[str, ...]) -> s
     return raw
 
 
-def report_routes(
-    authenticate: Authenticate, engine: AsyncEngine, plus_price: Callable[[], Price], clock: Clock
-) -> list[Route]:
+def report_routes(engine: AsyncEngine, plus_price: Callable[[], Price], clock: Clock) -> list[Route]:
     """``GET /api/usage`` and ``GET /api/usage/savings``; every role may read its own project's usage."""
 
     async def window(request: Request, principal: Principal) -> Window:
@@ -192,7 +190,7 @@ def report_routes(
         return Window(start, end, project)
 
     async def usage(request: Request) -> Response:
-        principal = await authenticate(request)
+        principal = principal_of(request)
         win = await window(request, principal)
         group_by = _choice(request.query_params, "group_by", GROUP_BYS)
         fmt = _choice(request.query_params, "format", FORMATS)
@@ -217,7 +215,7 @@ def report_routes(
         )
 
     async def savings(request: Request) -> Response:
-        principal = await authenticate(request)
+        principal = principal_of(request)
         win = await window(request, principal)
         price = plus_price()
         async with engine.connect() as conn:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -12,7 +11,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from core.http import JSONResponse, read_json, request_id
-from core.identity.principal import Principal
+from core.identity.middleware import principal_of
 from core.settings import TIERS
 
 from .catalog import Catalog
@@ -25,14 +24,12 @@ class Gateway:
     catalog: Catalog
     chat: ChatService
     embeddings: EmbeddingService
-    authenticate: Callable[[Request], Awaitable[Principal]]
     created: int
 
 
-async def _context(gateway: Gateway, request: Request) -> CallContext:
-    started = time.perf_counter()
-    principal = await gateway.authenticate(request)
-    return CallContext(request_id=request_id(request), started=started, principal=principal)
+def _context(request: Request) -> CallContext:
+    # Latency counts from the route: the key was looked up by the middleware in front of it.
+    return CallContext(request_id=request_id(request), started=time.perf_counter(), principal=principal_of(request))
 
 
 def _model_cards(gateway: Gateway) -> list[dict[str, Any]]:
@@ -62,15 +59,15 @@ def _model_cards(gateway: Gateway) -> list[dict[str, Any]]:
 
 def routes(gateway: Gateway) -> list[Route]:
     async def chat_completions(request: Request) -> Response:
-        ctx = await _context(gateway, request)
+        ctx = _context(request)
         return await gateway.chat.handle(await read_json(request), ctx)
 
     async def embeddings(request: Request) -> Response:
-        ctx = await _context(gateway, request)
+        ctx = _context(request)
         return await gateway.embeddings.handle(await read_json(request), ctx)
 
     async def models(request: Request) -> Response:
-        principal = await gateway.authenticate(request)
+        principal = principal_of(request)
         cards = _model_cards(gateway)
         if principal.allowed_models is not None:
             cards = [c for c in cards if c["id"] in principal.allowed_models]

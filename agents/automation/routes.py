@@ -6,30 +6,23 @@ exactly like a missing one. The server admin key sees every project.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from core.errors import InvalidRequest
 from core.http import JSONResponse
-from core.identity.principal import Principal
+from core.identity.middleware import principal_of
 from core.validation import query_int
 
 from .store import AutomationStore
 
-Authenticate = Callable[[str | None], Awaitable[Principal]]  # the Authorization header -> who calls
 TARGETS = ("browser", "api")
 
 
-def automation_routes(authenticate: Authenticate, store: AutomationStore) -> list[BaseRoute]:
-    async def scope(request: Request) -> str | None:
-        principal = await authenticate(request.headers.get("authorization"))
-        return None if principal.root else principal.project_id
-
+def automation_routes(store: AutomationStore) -> list[BaseRoute]:
     async def list_cases(request: Request) -> Response:
-        project = await scope(request)
+        project = principal_of(request).scope()
         params = request.query_params
         target = params.get("target") or None
         if target is not None and target not in TARGETS:
@@ -40,7 +33,7 @@ def automation_routes(authenticate: Authenticate, store: AutomationStore) -> lis
         return JSONResponse({"total": total, "items": items, "limit": limit, "offset": offset})
 
     async def get_case(request: Request) -> Response:
-        project = await scope(request)
+        project = principal_of(request).scope()
         return JSONResponse(await store.get(request.path_params["case_id"], project))
 
     return [

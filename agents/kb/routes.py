@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
 import redis
@@ -35,8 +35,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from core.errors import Forbidden, InvalidRequest, PayloadTooLarge
+from core.errors import InvalidRequest, PayloadTooLarge
 from core.http import JSONResponse, read_json
+from core.identity.middleware import principal_of
 from core.identity.principal import Principal
 from core.validation import parse, query_int
 
@@ -49,7 +50,6 @@ if TYPE_CHECKING:
     from ..tasks.runtime import TaskRuntime
 
 log = logging.getLogger("aitp.agents.kb.routes")
-Authenticate = Callable[[str | None], Awaitable[Principal]]  # the Authorization header -> who calls
 MAX_QUERY_CHARS = 2000
 _FORM_SLACK = 64 * 1024  # multipart boundaries and the small fields around the file
 _DISCONNECT_POLL_S = 0.25
@@ -68,17 +68,10 @@ class TextDocument(BaseModel):
 
 
 def require_writer(principal: Principal) -> None:
-    if principal.role == "viewer" and not principal.root:
-        raise Forbidden(
-            "this key has the viewer role: it can search and list the knowledge base but not add or delete "
-            "documents; use a member or admin key",
-            code="role_forbidden",
-        )
+    principal.require_role("member", "it can search and list the knowledge base but not add or delete documents")
 
 
-def kb_routes(
-    authenticate: Authenticate, kb: KnowledgeBase, max_upload_bytes: int, tasks: TaskRuntime | None = None
-) -> list[BaseRoute]:
+def kb_routes(kb: KnowledgeBase, max_upload_bytes: int, tasks: TaskRuntime | None = None) -> list[BaseRoute]:
     """The routes; without ``tasks`` every ingest is synchronous, whatever its size."""
 
     def too_large(size: int | None = None) -> PayloadTooLarge:
@@ -89,11 +82,8 @@ def kb_routes(
             param="file",
         )
 
-    async def principal_of(request: Request) -> Principal:
-        return await authenticate(request.headers.get("authorization"))
-
     async def ingest(request: Request) -> Response:
-        principal = await principal_of(request)
+        principal = principal_of(request)
         require_writer(principal)
         media_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
         if media_type == "multipart/form-data":
@@ -156,7 +146,7 @@ def kb_routes(
         return JSONResponse(task_view(row), status_code=202, headers={"location": f"/api/tasks/{row['id']}"})
 
     async def list_documents(request: Request) -> Response:
-        principal = await principal_of(request)
+        principal = principal_of(request)
         params = request.query_params
         limit = query_int(params, "limit", 50, 1, 500)
         offset = query_int(params, "offset", 0, 0, 10**9)
@@ -166,7 +156,7 @@ def kb_routes(
         return JSONResponse({"total": total, "items": [d.as_dict() for d in items], "limit": limit, "offset": offset})
 
     async def get_document(request: Request) -> Response:
-        principal = await principal_of(request)
+        principal = principal_of(request)
         doc_id = request.path_params["doc_id"]
         info = (await kb.get_document(principal.project_id, doc_id)).as_dict()
         if request.query_params.get("include") == "text":
@@ -174,13 +164,13 @@ def kb_routes(
         return JSONResponse(info)
 
     async def delete_document(request: Request) -> Response:
-        principal = await principal_of(request)
+        principal = principal_of(request)
         require_writer(principal)
         await kb.delete_document(principal.project_id, request.path_params["doc_id"])
         return Response(status_code=204)
 
     async def search(request: Request) -> Response:
-        principal = await principal_of(request)
+        principal = principal_of(request)
         params = request.query_params
         query = (params.get("q") or "").strip()
         if not query:

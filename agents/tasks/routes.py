@@ -8,7 +8,6 @@ a missing one. The server admin key sees every project.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, Literal
 
 import redis
@@ -17,8 +16,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route, WebSocketRoute
 
-from core.errors import Forbidden, InvalidRequest
+from core.errors import InvalidRequest
 from core.http import JSONResponse, read_json
+from core.identity.middleware import Authenticate, authorization_of, principal_of
 from core.identity.principal import Principal
 from core.validation import INT64_MAX, Text, bounded_int, header_text, parse, query_int
 
@@ -29,7 +29,6 @@ from .tables import STATUSES
 
 log = logging.getLogger("aitp.agents.routes")
 
-Authenticate = Callable[[str | None], Awaitable[Principal]]  # the Authorization header -> who calls
 IDEMPOTENCY_KEY_CHARS = 200  # tasks.idempotency_key is String(200)
 
 
@@ -59,23 +58,17 @@ class ReviewSpec(BaseModel):
 
 
 def require_writer(principal: Principal) -> None:
-    if principal.role == "viewer" and not principal.root:
-        raise Forbidden(
-            "this key has the viewer role: it can read tasks but not submit, cancel or review them; "
-            "use a member or admin key",
-            code="role_forbidden",
-        )
+    principal.require_role("member", "it can read tasks but not submit, cancel or review them")
 
 
 def task_routes(authenticate_header: Authenticate, runtime: TaskRuntime) -> list[BaseRoute]:
     store = runtime.store
 
     async def authenticate(request: Request) -> Principal:
-        return await authenticate_header(request.headers.get("authorization"))
+        return principal_of(request)
 
     def scope(principal: Principal) -> str | None:
-        """The project whose tasks this key sees (None: every project, for the server admin key)."""
-        return None if principal.root else principal.project_id
+        return principal.scope()
 
     def enqueue(task_id: str, kind: str) -> None:
         try:
@@ -155,7 +148,7 @@ def task_routes(authenticate_header: Authenticate, runtime: TaskRuntime) -> list
             bounded_int(last, "Last-Event-ID", "last_event_id", 0, INT64_MAX)
         key = KeyWatch(
             authenticate_header,
-            request.headers.get("authorization"),
+            authorization_of(request.scope),
             principal,
             runtime.settings.stream_key_recheck_s,
             runtime.clock,

@@ -29,6 +29,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from core.clock import Clock
 from core.errors import APIError, InvalidRequest, Unauthorized
+from core.identity.middleware import Authenticate, authorization_of, close_reason, principal_of
 from core.identity.principal import Principal
 
 from .events import NOTIFY_TYPES, TERMINAL_TYPES, TaskEvent
@@ -39,9 +40,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("aitp.agents.stream")
 
-Authenticate = Callable[[str | None], Awaitable[Principal]]  # the Authorization header -> who calls
 KEY_REFUSED = 4401  # WebSocket close code: the key was revoked or expired (4000-4999 belong to the application)
-_CLOSE_REASON_BYTES = 123  # RFC 6455: a close frame's payload is 125 bytes, two of them the code
 
 
 class KeyWatch:
@@ -162,14 +161,15 @@ def notifications(authenticate: Authenticate, runtime: TaskRuntime) -> Callable[
     """
 
     async def endpoint(websocket: WebSocket) -> None:
-        token = websocket.query_params.get("token")
-        header = websocket.headers.get("authorization") or (f"Bearer {token}" if token else None)
-        try:
-            principal = await authenticate(header)
-        except APIError as exc:
-            await websocket.close(code=1008, reason=_close_reason(exc))
-            return
-        key = KeyWatch(authenticate, header, principal, runtime.settings.stream_key_recheck_s, runtime.clock)
+        # The middleware accepted the key (header or ?token=); this socket looks it up again while open.
+        principal = principal_of(websocket)
+        key = KeyWatch(
+            authenticate,
+            authorization_of(websocket.scope),
+            principal,
+            runtime.settings.stream_key_recheck_s,
+            runtime.clock,
+        )
         project = websocket.query_params.get("project") if principal.root else None
         project = project or principal.project_id
         await websocket.accept()
@@ -180,7 +180,7 @@ def notifications(authenticate: Authenticate, runtime: TaskRuntime) -> Callable[
                 while not listener.done():
                     if (refused := await key.refused()) is not None:
                         await websocket.send_json({"type": "error", **refused.body()})
-                        await websocket.close(code=KEY_REFUSED, reason=_close_reason(refused))
+                        await websocket.close(code=KEY_REFUSED, reason=close_reason(refused))
                         return
                     event = await sub.get(min(1.0, key.due_in()))
                     if event is not None and event.type in NOTIFY_TYPES:
@@ -193,12 +193,6 @@ def notifications(authenticate: Authenticate, runtime: TaskRuntime) -> Callable[
                     await listener
 
     return endpoint
-
-
-def _close_reason(error: APIError) -> str:
-    """``code: message``, cut to what a close frame holds (bytes, not characters: messages may be Chinese)."""
-    reason = f"{error.code}: {error.message}" if error.code else error.message
-    return reason.encode()[:_CLOSE_REASON_BYTES].decode(errors="ignore")
 
 
 def _notice(event: TaskEvent) -> dict[str, object]:

@@ -8,7 +8,6 @@ Acceptance per prompt version feeds ``/api/prompts/{name}/stats``.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, Literal
 from urllib.parse import quote
 
@@ -19,13 +18,12 @@ from starlette.routing import BaseRoute, Route
 
 from core.errors import APIError, InvalidRequest
 from core.http import JSONResponse, read_json
-from core.identity.principal import Principal
+from core.identity.middleware import principal_of
 from core.identity.projects import Conflict
 from core.validation import Text, parse, query_int
 
 from ..kb import KnowledgeBase
 from ..services import AgentServices
-from ..tasks.routes import require_writer
 from ..tasks.store import TaskStore
 from .coverage import coverage
 from .dedupe import case_text
@@ -35,7 +33,6 @@ from .store import REVIEW_STATUSES
 
 log = logging.getLogger("aitp.agents.testcases.routes")
 
-Authenticate = Callable[[str | None], Awaitable[Principal]]
 FORMATS: dict[str, tuple[str, str]] = {
     "json": ("application/json", "json"),
     "csv": ("text/csv; charset=utf-8", "csv"),
@@ -73,10 +70,6 @@ class ReviewBody(BaseModel):
         return self
 
 
-def _scope(principal: Principal) -> str | None:
-    return None if principal.root else principal.project_id
-
-
 def _merged(current: dict[str, Any], changes: CaseChanges) -> dict[str, Any]:
     """The edited case, validated as a whole (400 naming the field when the result is not a valid case)."""
     edits = changes.model_dump(exclude_none=True, mode="json")
@@ -93,14 +86,11 @@ def _merged(current: dict[str, Any], changes: CaseChanges) -> dict[str, Any]:
     return edits
 
 
-def testcase_routes(authenticate: Authenticate, services: AgentServices, tasks: TaskStore) -> list[BaseRoute]:
+def testcase_routes(services: AgentServices, tasks: TaskStore) -> list[BaseRoute]:
     cases, kb, metrics = services.testcases, services.kb, services.metrics
 
-    async def principal_of(request: Request) -> Principal:
-        return await authenticate(request.headers.get("authorization"))
-
     async def list_cases(request: Request) -> Response:
-        principal = await principal_of(request)
+        principal = principal_of(request)
         params = request.query_params
         status = params.get("status") or None
         if status is not None and status not in REVIEW_STATUSES:
@@ -111,33 +101,33 @@ def testcase_routes(authenticate: Authenticate, services: AgentServices, tasks: 
         limit = query_int(params, "limit", 50, 1, 500)
         offset = query_int(params, "offset", 0, 0, 10**9)
         total, items = await cases.find(
-            _scope(principal), task_id=params.get("task_id") or None, status=status, limit=limit, offset=offset
+            principal.scope(), task_id=params.get("task_id") or None, status=status, limit=limit, offset=offset
         )
         return JSONResponse({"total": total, "items": items, "limit": limit, "offset": offset})
 
     async def get_case(request: Request) -> Response:
-        principal = await principal_of(request)
-        return JSONResponse(await cases.get(_scope(principal), request.path_params["case_id"]))
+        principal = principal_of(request)
+        return JSONResponse(await cases.get(principal.scope(), request.path_params["case_id"]))
 
     async def review(request: Request) -> Response:
-        principal = await principal_of(request)
-        require_writer(principal)
+        principal = principal_of(request)
+        principal.require_role("member", "it can read test cases but not review them")
         case_id = request.path_params["case_id"]
-        current = await cases.get(_scope(principal), case_id)  # 404 before a 400 about the body
+        current = await cases.get(principal.scope(), case_id)  # 404 before a 400 about the body
         body = parse(ReviewBody, await read_json(request))
         edits = _merged(current, body.changes) if body.changes is not None else None
         status = "rejected" if body.action == "reject" else "accepted"
         updated = await cases.review(
-            _scope(principal), case_id, status=status, changes=edits, note=body.note, reviewer=principal.key_id
+            principal.scope(), case_id, status=status, changes=edits, note=body.note, reviewer=principal.key_id
         )
         metrics.reviews.labels(body.action).inc()
         await _sync_example(kb, updated)
         return JSONResponse(updated)
 
     async def export(request: Request) -> Response:
-        principal = await principal_of(request)
+        principal = principal_of(request)
         task_id = request.path_params["task_id"]
-        task = await tasks.get(task_id, _scope(principal))
+        task = await tasks.get(task_id, principal.scope())
         fmt = (request.query_params.get("format") or "json").lower()
         if fmt not in FORMATS:
             raise InvalidRequest(
@@ -151,7 +141,7 @@ def testcase_routes(authenticate: Authenticate, services: AgentServices, tasks: 
                 code="task_not_finished",
             )
         status = request.query_params.get("status") or None
-        items = await cases.for_task(_scope(principal), task_id)
+        items = await cases.for_task(principal.scope(), task_id)
         if status is not None:
             items = [i for i in items if i["review_status"] == status]
         models = [TestCase.model_validate({k: v for k, v in i.items() if k in TestCase.model_fields}) for i in items]

@@ -12,6 +12,7 @@ Role = Literal["admin", "member", "viewer"]
 ROLES: tuple[Role, ...] = ("admin", "member", "viewer")
 ROOT_KEY_ID = "admin-env"
 DEFAULT_PROJECT = "default"
+_RANK: dict[Role, int] = {"viewer": 0, "member": 1, "admin": 2}
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,12 +26,23 @@ class Principal:
     root: bool = False  # the AITP_ADMIN_KEY: administers every project
     expires_at: datetime | None = None  # aware; long-lived streams close then, not at their next key check
 
+    def scope(self) -> str | None:
+        """The project whose rows this key sees; None (every project) for the server admin key."""
+        return None if self.root else self.project_id
+
+    def require_role(self, minimum: Role, limits: str = "") -> None:
+        """403 ``role_forbidden`` for a key below ``minimum``; ``limits`` says what such a key can and cannot do.
+
+        The server admin key passes every check.
+        """
+        if self.root or _RANK[self.role] >= _RANK[minimum]:
+            return
+        use = "an admin key" if minimum == "admin" else "a member or admin key"
+        said = f": {limits}" if limits else ""
+        raise Forbidden(f"this key has the {self.role} role{said}; use {use}", code="role_forbidden")
+
     def require_spend(self) -> None:
-        if self.role == "viewer":
-            raise Forbidden(
-                "this key has the viewer role: it can read usage but not call models; use a member or admin key",
-                code="role_forbidden",
-            )
+        self.require_role("member", "it can read usage but not call models")
 
     def require_model(self, model: str) -> None:
         if self.allowed_models is not None and model not in self.allowed_models:

@@ -18,6 +18,7 @@ from core.validation import Int32, Text, parse, query_int
 
 from .audit import AuditLog
 from .keys import KeyStore, key_view
+from .middleware import principal_of
 from .principal import Principal, Role
 from .projects import ProjectStore, project_view
 
@@ -69,9 +70,6 @@ class Identity:
     audit: AuditLog
     clock: Clock
 
-    async def principal(self, request: Request) -> Principal:
-        return await self.keys.authenticate(request.headers.get("authorization"))
-
     async def visible_project(self, principal: Principal, project_id: str) -> None:
         """404 for a project the caller may not see, exactly as for one that does not exist."""
         if not principal.can_read(project_id):
@@ -81,7 +79,7 @@ class Identity:
 
 def identity_routes(identity: Identity) -> list[Route]:
     async def create_project(request: Request) -> Response:
-        principal = await identity.principal(request)
+        principal = principal_of(request)
         principal.require_root()
         spec = parse(ProjectSpec, await read_json(request))
         row = await identity.projects.create(spec.name, spec.description)
@@ -91,12 +89,12 @@ def identity_routes(identity: Identity) -> list[Route]:
         return JSONResponse(project_view(row), status_code=201)
 
     async def list_projects(request: Request) -> Response:
-        principal = await identity.principal(request)
-        rows = await identity.projects.find(None if principal.root else principal.project_id)
+        principal = principal_of(request)
+        rows = await identity.projects.find(principal.scope())
         return JSONResponse({"items": [project_view(r) for r in rows]})
 
     async def create_key(request: Request) -> Response:
-        principal = await identity.principal(request)
+        principal = principal_of(request)
         now = identity.clock.now()
         spec = parse(KeySpec, await read_json(request), {"now": now})
         project = spec.project or principal.project_id
@@ -128,8 +126,8 @@ def identity_routes(identity: Identity) -> list[Route]:
         return JSONResponse({**view, "key": new.secret}, status_code=201)
 
     async def list_keys(request: Request) -> Response:
-        principal = await identity.principal(request)
-        project = request.query_params.get("project") or (None if principal.root else principal.project_id)
+        principal = principal_of(request)
+        project = request.query_params.get("project") or principal.scope()
         if project is not None:
             principal.require_admin(project)
             await identity.visible_project(principal, project)
@@ -138,7 +136,7 @@ def identity_routes(identity: Identity) -> list[Route]:
         return JSONResponse({"items": [key_view(r, now) for r in rows]})
 
     async def revoke_key(request: Request) -> Response:
-        principal = await identity.principal(request)
+        principal = principal_of(request)
         key_id = request.path_params["key_id"]
         body = await request.body()
         spec = parse(RevokeSpec, await read_json(request)) if body.strip() else RevokeSpec()
@@ -158,8 +156,8 @@ def identity_routes(identity: Identity) -> list[Route]:
         return JSONResponse(key_view(row, identity.clock.now()))
 
     async def audit(request: Request) -> Response:
-        principal = await identity.principal(request)
-        project = request.query_params.get("project") or (None if principal.root else principal.project_id)
+        principal = principal_of(request)
+        project = request.query_params.get("project") or principal.scope()
         if project is not None:
             principal.require_admin(project)
         limit = query_int(request.query_params, "limit", 100, 1, 1000)

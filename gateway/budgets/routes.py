@@ -10,6 +10,7 @@ from starlette.routing import Route
 
 from core.errors import NotFound
 from core.http import JSONResponse, read_json, request_id
+from core.identity.middleware import principal_of
 from core.identity.routes import Identity
 from core.validation import parse, query_int
 
@@ -39,14 +40,14 @@ def budget_view(row: BudgetRow) -> dict[str, Any]:
 
 def budget_routes(identity: Identity, store: BudgetStore, enforcer: BudgetEnforcer, alerts: AlertSink) -> list[Route]:
     async def visible_budget(request: Request) -> BudgetRow:
-        principal = await identity.principal(request)
+        principal = principal_of(request)
         row = await store.get(request.path_params["budget_id"])
         if not principal.can_read(row.project_id):
             raise NotFound(f"no budget '{row.id}'; GET /api/budgets lists them", code="budget_not_found")
         return row
 
     async def put_budget(request: Request) -> Response:
-        principal = await identity.principal(request)
+        principal = principal_of(request)
         spec = parse(BudgetSpec, await read_json(request))
         spec.check()
         principal.require_admin(spec.project)
@@ -67,8 +68,8 @@ def budget_routes(identity: Identity, store: BudgetStore, enforcer: BudgetEnforc
         return JSONResponse(budget_view(row), status_code=201 if created else 200)
 
     async def list_budgets(request: Request) -> Response:
-        principal = await identity.principal(request)
-        project = request.query_params.get("project") or (None if principal.root else principal.project_id)
+        principal = principal_of(request)
+        project = request.query_params.get("project") or principal.scope()
         if project is not None:
             await identity.visible_project(principal, project)
         rows = await store.find(project)
@@ -80,7 +81,7 @@ def budget_routes(identity: Identity, store: BudgetStore, enforcer: BudgetEnforc
 
     async def delete_budget(request: Request) -> Response:
         row = await visible_budget(request)
-        principal = await identity.principal(request)
+        principal = principal_of(request)
         principal.require_admin(row.project_id)
         await store.delete(row.id)
         await identity.audit.record(
@@ -89,8 +90,8 @@ def budget_routes(identity: Identity, store: BudgetStore, enforcer: BudgetEnforc
         return JSONResponse(budget_view(row))
 
     async def list_alerts(request: Request) -> Response:
-        principal = await identity.principal(request)
-        project = request.query_params.get("project") or (None if principal.root else principal.project_id)
+        principal = principal_of(request)
+        project = request.query_params.get("project") or principal.scope()
         if project is not None:
             await identity.visible_project(principal, project)
         limit = query_int(request.query_params, "limit", 100, 1, 1000)

@@ -19,6 +19,7 @@ from starlette.routing import Route
 from core.clock import Clock
 from core.errors import InvalidRequest
 from core.http import JSONResponse, read_json, request_id
+from core.identity.middleware import principal_of
 from core.identity.principal import Principal
 from core.identity.projects import Conflict
 from core.identity.routes import Identity
@@ -149,7 +150,7 @@ def prompt_routes(
     acceptance: AcceptanceSource | None = None,
 ) -> list[Route]:
     async def admin(request: Request) -> Principal:
-        principal = await identity.principal(request)
+        principal = principal_of(request)
         principal.require_root()
         return principal
 
@@ -170,7 +171,6 @@ def prompt_routes(
         }
 
     async def list_prompts(request: Request) -> Response:
-        await identity.principal(request)
         items = await registry.prompts()
         return JSONResponse(
             {
@@ -200,7 +200,6 @@ def prompt_routes(
         return JSONResponse({**version_view(version), "created": created}, status_code=201 if created else 200)
 
     async def show(request: Request) -> Response:
-        await identity.principal(request)
         name = _name_param(request)
         rows = await registry.versions(name)
         latest = await registry.get(name, int(rows[-1]["version"]))
@@ -215,7 +214,6 @@ def prompt_routes(
         )
 
     async def show_version(request: Request) -> Response:
-        await identity.principal(request)
         version = await registry.get(_name_param(request), _int_param(request, "version"))
         return JSONResponse(version_view(version, full=True))
 
@@ -261,7 +259,6 @@ def prompt_routes(
         return JSONResponse(view)
 
     async def diff(request: Request) -> Response:
-        await identity.principal(request)
         name = _name_param(request)
         rows = await registry.versions(name)
         latest = int(rows[-1]["version"])
@@ -271,7 +268,6 @@ def prompt_routes(
         return JSONResponse({"name": name, "from": old, "to": new, "diff": text})
 
     async def render(request: Request) -> Response:
-        await identity.principal(request)
         name = _name_param(request)
         body = await request.body()
         spec = parse(RenderSpec, await read_json(request)) if body.strip() else RenderSpec()
@@ -290,7 +286,7 @@ def prompt_routes(
         )
 
     async def stats(request: Request) -> Response:
-        principal = await identity.principal(request)
+        principal = principal_of(request)
         name = _name_param(request)
         params = request.query_params
         project = params.get("project") or None

