@@ -81,6 +81,7 @@ class AgentLLM:
             request_id=f"task-{ctx.task_id}-{step}-a{ctx.attempt}"[:64],
             started=time.perf_counter(),
             principal=self.principal(ctx),
+            task_id=ctx.task_id,
         )
         try:
             return await self.chat.complete(body, call)

@@ -225,6 +225,22 @@ class GenerationSettings(_Strict):
     max_tokens: int = Field(default=4096, ge=64, le=32768, description="completion cap of one generation call")
 
 
+class McpSettings(_Strict):
+    enabled: bool = Field(default=True, description="serve MCP over streamable HTTP at /mcp")
+    result_tokens: int = Field(
+        default=6000, ge=500, le=200_000, description="size budget of one tool result; past it, results are paged"
+    )
+    max_wait_s: float = Field(default=60, ge=0, le=600, description="cap on a long tool's wait_seconds")
+    allowed_hosts: list[str] = Field(
+        default_factory=lambda: ["127.0.0.1:*", "localhost:*", "[::1]:*"],
+        description="Host headers /mcp answers (DNS-rebinding guard); add the public host:port behind a proxy",
+    )
+    allowed_origins: list[str] = Field(
+        default_factory=lambda: ["http://127.0.0.1:*", "http://localhost:*", "http://[::1]:*"],
+        description="browser Origins /mcp accepts; requests without an Origin (IDE clients) are not affected",
+    )
+
+
 class ServerSettings(_Strict):
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
@@ -299,6 +315,7 @@ class Settings(BaseSettings):
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_json: bool = True
     server: ServerSettings = Field(default_factory=ServerSettings)
+    mcp: McpSettings = Field(default_factory=McpSettings)
     models: list[Deployment] = Field(default_factory=_default_deployments)
     routing: RoutingSettings = Field(default_factory=RoutingSettings)
     retries: RetrySettings = Field(default_factory=RetrySettings)

@@ -61,6 +61,7 @@ class CallContext:
     request_id: str
     started: float
     principal: Principal
+    task_id: str | None = None  # the task making the call in process, recorded on its usage row
 
     @property
     def project_id(self) -> str:
@@ -272,6 +273,7 @@ class ChatService:
             route_reason=call.decision.reason,
             prompt_name=call.prompt.name if call.prompt else None,
             prompt_version=call.prompt.version if call.prompt else None,
+            task_id=call.ctx.task_id,
         )
 
     def _account(self, usage: Usage, engine: Engine, served: Served, response: Any) -> None:

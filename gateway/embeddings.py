@@ -84,6 +84,7 @@ class EmbeddingService:
             key_id=ctx.key_id,
             user=request.user,
             route_reason="explicit_model",
+            task_id=ctx.task_id,
         )
         # Named fields only: nothing the client sent reaches litellm as an option.
         payload = request.upstream_params()

@@ -52,6 +52,7 @@ class UsageRecord(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=1)
     prompt_name: Mapped[str | None] = mapped_column(String(128))
     prompt_version: Mapped[int | None] = mapped_column(Integer)
+    task_id: Mapped[str | None] = mapped_column(String(64), index=True)
 
 
 @dataclass(slots=True)
@@ -80,6 +81,7 @@ class Usage:
     attempts: int = 1
     prompt_name: str | None = None
     prompt_version: int | None = None
+    task_id: str | None = None  # set for a task's model calls
 
 
 class UsageRecorder:

@@ -11,6 +11,7 @@ from typing import Any, Protocol
 
 from agents.tasks.events import LocalBus
 from core.identity.principal import Principal
+from gateway.task_costs import TaskCost
 
 
 class TaskOps(Protocol):
@@ -77,6 +78,10 @@ class BudgetOps(Protocol):
     async def status(self, principal: Principal) -> dict[str, Any]: ...
 
 
+class CostOps(Protocol):
+    async def of(self, principal: Principal, task_id: str) -> TaskCost: ...
+
+
 class Platform(Protocol):
     @property
     def tasks(self) -> TaskOps: ...
@@ -88,5 +93,7 @@ class Platform(Protocol):
     def prompts(self) -> PromptOps: ...
     @property
     def budgets(self) -> BudgetOps: ...
+    @property
+    def costs(self) -> CostOps: ...
     @property
     def bus(self) -> LocalBus: ...

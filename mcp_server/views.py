@@ -4,7 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from .models import TaskError, TaskStatus
+from core.identity.principal import Principal
+from gateway.task_costs import TaskCost
+
+from .models import Cost, TaskError, TaskStatus
+from .platform import Platform
 from .sizing import cut
 
 _NEXT = {
@@ -16,7 +20,7 @@ _NEXT = {
 }
 
 
-def task_status(view: dict[str, Any], budget_tokens: int) -> TaskStatus:
+def task_status(view: dict[str, Any], budget_tokens: int, cost: TaskCost | None = None) -> TaskStatus:
     status = view["status"]
     error = view.get("error")
     result = view.get("result") if isinstance(view.get("result"), dict) else None
@@ -33,9 +37,27 @@ def task_status(view: dict[str, Any], budget_tokens: int) -> TaskStatus:
         finished_at=view.get("finished_at"),
         error=TaskError.model_validate(error) if isinstance(error, dict) and error.get("message") else None,
         awaiting_review=awaiting,
-        summary=_summary(view["kind"], result) if status == "succeeded" else None,
+        summary=_with_cost(_summary(view["kind"], result), cost) if status == "succeeded" else None,
+        cost=Cost(tokens=cost.tokens, cost_usd=cost.cost_usd, calls_by_tier=cost.calls_by_tier) if cost else None,
         next=_next(view["kind"], status),
     )
+
+
+def _with_cost(summary: str | None, cost: TaskCost | None) -> str | None:
+    if cost is None:
+        return summary
+    return f"{summary}, {cost.line()}" if summary else cost.line()
+
+
+async def settled_status(
+    platform: Platform, principal: Principal, view: dict[str, Any], budget_tokens: int
+) -> TaskStatus:
+    """The status, with the task's exact cost once it has finished or parked."""
+    cost = await platform.costs.of(principal, view["id"]) if view["status"] in _COSTED else None
+    return task_status(view, budget_tokens, cost)
+
+
+_COSTED = frozenset({"reviewing", "succeeded", "failed", "cancelled"})
 
 
 def _next(kind: str, status: str) -> str:

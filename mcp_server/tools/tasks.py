@@ -13,7 +13,7 @@ from ..errors import domain_errors
 from ..models import TaskList, TaskStatus
 from ..platform import Platform
 from ..sizing import decode_cursor, encode_cursor
-from ..views import task_status
+from ..views import settled_status, task_status
 
 TaskId = Annotated[str, Field(min_length=1, max_length=64, description="the task's id")]
 Decision = Literal["approve", "reject", "correct"]
@@ -41,7 +41,8 @@ def register(server: MCPServer, platform: Platform, caller: Caller, budget_token
     @domain_errors
     async def get_task_status(task_id: TaskId, ctx: Context) -> TaskStatus:
         """Status, progress, current step, what awaits review, the error with its fix, and a result summary."""
-        return task_status(await platform.tasks.get(caller(ctx), task_id), budget_tokens)
+        principal = caller(ctx)
+        return await settled_status(platform, principal, await platform.tasks.get(principal, task_id), budget_tokens)
 
     @server.tool(title="List tasks")
     @domain_errors

@@ -13,7 +13,7 @@ from ..errors import domain_errors
 from ..models import Case, CasePage, CaseReview, ExportLink, GenerationOutcome, TaskStatus
 from ..platform import Platform
 from ..sizing import cut, decode_cursor, encode_cursor, page
-from ..views import task_status
+from ..views import settled_status, task_status
 from ..waiting import wait_for_task
 
 TaskId = Annotated[str, Field(min_length=1, max_length=64, description="the testcase.generate task's id")]
@@ -70,7 +70,7 @@ def register(server: MCPServer, platform: Platform, caller: Caller, budget_token
             task_input["max_cases"] = max_cases
         task, _ = await platform.tasks.submit(principal, "testcase.generate", task_input)
         task = await wait_for_task(platform, principal, task, min(wait_seconds, max_wait_s), ctx)
-        status = task_status(task, budget_tokens // 4)
+        status = await settled_status(platform, principal, task, budget_tokens // 4)
         cases = await cases_page(principal, task["id"], 0) if task["status"] == "succeeded" else None
         return GenerationOutcome(task=status, cases=cases)
 
@@ -140,4 +140,4 @@ def register(server: MCPServer, platform: Platform, caller: Caller, budget_token
             task_input["base_url"] = base_url
         task, _ = await platform.tasks.submit(principal, "automation.generate", task_input)
         task = await wait_for_task(platform, principal, task, min(wait_seconds, max_wait_s), ctx)
-        return task_status(task, budget_tokens)
+        return await settled_status(platform, principal, task, budget_tokens)
