@@ -190,3 +190,25 @@ def header_text(headers: Mapping[str, str], name: str, max_len: int) -> str | No
     if NUL in value:
         raise InvalidRequest(f"header {name} contains a NUL character; remove it", param=name)
     return value
+
+
+# Service arguments: what the edge checks in a path or query string, checked again for callers with no edge
+# (MCP tools, the CLI), so that every interface refuses the same input with the same 400.
+def check_int(value: int, param: str, low: int, high: int) -> int:
+    """An integer argument within ``low``..``high``; a 400 naming ``param`` otherwise."""
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise InvalidRequest(
+            f"'{param}' must be a whole number between {low} and {high}, got {value!r:.80}", param=param
+        )
+    return value
+
+
+def check_text(value: str, param: str, max_len: int = MAX_PATH_PARAM_CHARS) -> str:
+    """An id or name argument: a string of at most ``max_len`` characters without NUL; a 400 naming ``param``."""
+    if not isinstance(value, str):
+        raise InvalidRequest(f"'{param}' must be a string, got {type(value).__name__}", param=param)
+    if NUL in value:
+        raise InvalidRequest(f"'{param}' contains a NUL character; remove it", param=param)
+    if len(value) > max_len:
+        raise InvalidRequest(f"'{param}' is {len(value)} characters long; at most {max_len}", param=param)
+    return value

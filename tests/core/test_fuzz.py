@@ -31,7 +31,7 @@ from hypothesis import strategies as st
 from pydantic import BaseModel
 
 from agents.kb.routes import TextDocument
-from agents.tasks.routes import ReviewSpec, SubmitSpec
+from agents.tasks.service import ReviewSpec, SubmitSpec
 from agents.tasks.system import SleepInput
 from agents.testcases.routes import ReviewBody
 from core.identity.routes import KeySpec, ProjectSpec, RevokeSpec

@@ -1,0 +1,156 @@
+"""The platform of one process, built once: the service objects every interface calls, and what they stand on.
+
+``aitp serve`` builds a :class:`Platform` and puts HTTP in front of its
+:class:`Services` (REST handlers, the MCP app at ``/mcp``); ``aitp mcp``
+builds the same with :func:`build_platform` and serves them over stdio. Both
+get the same instances wired the same way, so a rule holds on every interface.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import secrets
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+from prometheus_client import CollectorRegistry
+from redis.asyncio import Redis
+
+from core.clock import Clock, SystemClock
+from core.db import create_engine, migrate
+from core.identity.audit import AuditLog
+from core.identity.keys import KeyStore
+from core.identity.principal import Principal
+from core.identity.projects import ProjectStore
+from core.identity.routes import Identity
+from core.redis import create_redis
+from core.settings import Settings
+from gateway.assembly import GatewayCore, build_gateway_core
+from gateway.prompts import PromptFileError, default_directory, load_directory
+from gateway.prompts.loader import audit_changes
+
+from .assembly import build_kinds, build_services
+from .services import AgentServices
+from .tasks.events import LocalBus
+from .tasks.runtime import TaskRuntime
+from .tasks.service import TaskService
+
+log = logging.getLogger("aitp.agents.platform")
+
+
+@dataclass(frozen=True, slots=True)
+class Services:
+    """Every operation a user can perform, one object per area; each method takes the caller's Principal."""
+
+    settings: Settings
+    identity: Identity  # keys (authenticate), projects and the audit log
+    tasks: TaskService
+    bus: LocalBus  # task events: progress for whoever waits on a task
+
+    async def authenticate(self, key: str) -> Principal:
+        """The principal of a key (``sk-aitp-…``), or a 401 Unauthorized naming why not."""
+        return await self.identity.keys.authenticate(f"Bearer {key}")
+
+
+def resolve_admin_key(settings: Settings) -> str:
+    """The admin key; in --dev mode without AITP_ADMIN_KEY one is generated once and kept in data_dir."""
+    if settings.admin_key is not None:
+        return settings.admin_key.get_secret_value()
+    path = settings.data_dir / "dev-admin-key"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("sk-aitp-dev-" + secrets.token_urlsafe(32) + "\n")
+        path.chmod(0o600)
+    log.warning("--dev mode: the admin key is in %s (set AITP_ADMIN_KEY to choose one)", path)
+    return path.read_text().strip()
+
+
+class Platform:
+    """Database, Redis, gateway core, task engine, identity and the services on them; ``start``/``stop`` run it."""
+
+    def __init__(self, settings: Settings, *, clock: Clock | None = None) -> None:
+        self.settings = settings
+        self.clock = clock or SystemClock()
+        self.registry = CollectorRegistry()
+        self.db = create_engine(
+            settings.effective_database_url, settings.database_pool_size, settings.database_max_overflow
+        )
+        # Generous waits: under overload a request should queue for a connection, not fail.
+        self.redis: Redis | None = (
+            create_redis(settings.redis_url, settings.redis_max_connections, socket_timeout_s=5.0, pool_timeout_s=10.0)
+            if settings.redis_url
+            else None
+        )
+        self.gateway: GatewayCore = build_gateway_core(settings, self.db, self.redis, self.registry, self.clock)
+        self.agents: AgentServices = build_services(settings, self.db, self.gateway, self.registry)
+        self.runtime = TaskRuntime(settings, self.db, self.registry, clock=self.clock, kinds=build_kinds(self.agents))
+        self.identity = Identity(
+            keys=KeyStore(self.db, resolve_admin_key(settings), self.clock),
+            projects=ProjectStore(self.db, self.clock),
+            audit=AuditLog(self.db, self.clock),
+            clock=self.clock,
+        )
+        self.services = Services(
+            settings=settings,
+            identity=self.identity,
+            tasks=TaskService(self.runtime),
+            bus=self.runtime.bus,
+        )
+        self.db_ready = False
+
+    async def start(self, *, execute: bool | None = None) -> None:
+        """Migrate, load prompt files, start the gateway and the task engine.
+
+        ``execute`` runs tasks in this process; by default it does so in
+        embedded mode (no Redis) and leaves them to ``aitp worker`` otherwise.
+        """
+        # litellm loads in a thread while migrations run (and, in `aitp serve`, requests arrive).
+        self.gateway.load_engine()
+        await migrate(self.db)
+        await self.identity.projects.ensure_default()
+        await self._load_prompts()
+        self.db_ready = True
+        await self.gateway.start()
+        execute = not self.runtime.distributed if execute is None else execute
+        await self.runtime.start(execute=execute, threads=self.settings.tasks.embedded_threads)
+        if self.gateway.catalog.disabled:
+            log.warning("deployments disabled: %s", self.gateway.catalog.disabled)
+
+    async def stop(self) -> None:
+        await self.runtime.stop()
+        await self.gateway.stop()
+        await self.agents.kb.close()
+        if self.redis is not None:
+            await self.redis.aclose()
+        await self.db.dispose()
+
+    async def _load_prompts(self) -> None:
+        directory = self.settings.prompts.directory or default_directory()
+        if directory is None:
+            log.warning("no prompts directory (./prompts or prompts.directory): the registry starts empty")
+            return
+        try:
+            await load_directory(self.gateway.prompts, directory, on_change=audit_changes(self.identity.audit))
+        except PromptFileError as exc:
+            log.error("cannot start: %s", exc)
+            raise RuntimeError(f"cannot load prompts: {exc}") from None
+
+
+@contextlib.asynccontextmanager
+async def build_platform(
+    settings: Settings, *, execute: bool | None = None, clock: Clock | None = None
+) -> AsyncIterator[Services]:
+    """The whole platform's services in this process, started, without HTTP; stopped on exit.
+
+    For ``aitp mcp`` over stdio, scripts and tests. In embedded mode (no
+    Redis) it runs tasks itself unless ``execute=False``; embedded Chroma and
+    SQLite belong to one process, so do not run it beside an ``aitp serve``
+    on the same data directory (use PostgreSQL, Redis and a Chroma server).
+    """
+    platform = Platform(settings, clock=clock)
+    await platform.start(execute=execute)
+    try:
+        yield platform.services
+    finally:
+        await platform.stop()
