@@ -27,14 +27,23 @@ from core.identity.routes import Identity
 from core.redis import create_redis
 from core.settings import Settings
 from gateway.assembly import GatewayCore, build_gateway_core
+from gateway.budgets.service import BudgetService
+from gateway.pricing import Price
 from gateway.prompts import PromptFileError, default_directory, load_directory
 from gateway.prompts.loader import audit_changes
+from gateway.prompts.service import PromptService
+from gateway.reports import UsageReports
+from gateway.task_costs import TaskCosts
 
 from .assembly import build_kinds, build_services
+from .automation.service import AutomationService
+from .automation.store import AutomationStore
+from .kb.service import KnowledgeService
 from .services import AgentServices
 from .tasks.events import LocalBus
 from .tasks.runtime import TaskRuntime
 from .tasks.service import TaskService
+from .testcases.service import TestCaseService
 
 log = logging.getLogger("aitp.agents.platform")
 
@@ -46,6 +55,13 @@ class Services:
     settings: Settings
     identity: Identity  # keys (authenticate), projects and the audit log
     tasks: TaskService
+    testcases: TestCaseService
+    knowledge: KnowledgeService
+    automation: AutomationService
+    prompts: PromptService
+    budgets: BudgetService
+    usage: UsageReports
+    costs: TaskCosts  # what each task's model calls cost
     bus: LocalBus  # task events: progress for whoever waits on a task
 
     async def authenticate(self, key: str) -> Principal:
@@ -91,13 +107,38 @@ class Platform:
             audit=AuditLog(self.db, self.clock),
             clock=self.clock,
         )
-        self.services = Services(
-            settings=settings,
+        self.services = self._services()
+        self.db_ready = False
+
+    def _services(self) -> Services:
+        core, agents, clock = self.gateway, self.agents, self.clock
+
+        async def plus_price() -> Price:
+            return (await core.engine_ref.get()).tier_price("plus")
+
+        tasks = TaskService(self.runtime)
+        usage = UsageReports(self.db, plus_price, clock)
+        return Services(
+            settings=self.settings,
             identity=self.identity,
-            tasks=TaskService(self.runtime),
+            tasks=tasks,
+            testcases=TestCaseService(agents.testcases, agents.kb, agents.metrics, self.runtime.store),
+            knowledge=KnowledgeService(agents.kb, self.settings.kb.max_upload_bytes, tasks),
+            automation=AutomationService(AutomationStore(self.db, clock)),
+            prompts=PromptService(core.prompts, self.identity, self.db, clock, agents.testcases.acceptance),
+            budgets=BudgetService(
+                self.identity,
+                core.budget_store,
+                core.enforcer,
+                core.alerts,
+                usage,
+                clock,
+                self.settings.budgets.timezone,
+            ),
+            usage=usage,
+            costs=TaskCosts(self.db),
             bus=self.runtime.bus,
         )
-        self.db_ready = False
 
     async def start(self, *, execute: bool | None = None) -> None:
         """Migrate, load prompt files, start the gateway and the task engine.

@@ -16,7 +16,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from agents.automation import AutomationStore, automation_routes
+from agents.automation import automation_routes
 from agents.kb import kb_routes
 from agents.platform import Platform
 from agents.tasks.routes import task_routes
@@ -26,7 +26,6 @@ from core.identity.middleware import AuthenticationMiddleware
 from core.identity.routes import identity_routes
 from core.settings import Settings
 from gateway.budgets.routes import budget_routes
-from gateway.pricing import Price
 from gateway.prompts import prompt_routes
 from gateway.reports import report_routes
 from gateway.routes import Gateway
@@ -38,18 +37,14 @@ log = logging.getLogger("aitp.app")
 def create_app(settings: Settings) -> Starlette:
     """The app; ``app.state.services`` holds the :class:`~agents.platform.Services` every interface calls."""
     platform = Platform(settings)
-    services, core, db, tasks = platform.services, platform.gateway, platform.db, platform.runtime
-    catalog, engine_ref, prompts, clock = core.catalog, core.engine_ref, core.prompts, platform.clock
-    identity, agents = platform.identity, platform.agents
+    services, core, db, identity = platform.services, platform.gateway, platform.db, platform.identity
+    engine_ref = core.engine_ref
     gateway = Gateway(
-        catalog=catalog,
+        catalog=core.catalog,
         chat=core.chat,
         embeddings=core.embeddings,
-        created=int(clock.now().timestamp()),
+        created=int(platform.clock.now().timestamp()),
     )
-
-    def plus_price() -> Price:
-        return engine_ref.current().tier_price("plus")
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -82,7 +77,7 @@ def create_app(settings: Settings) -> Starlette:
 
     async def metrics_endpoint(request: Request) -> Response:
         with contextlib.suppress(SQLAlchemyError, OSError):
-            await tasks.refresh_metrics()
+            await platform.runtime.refresh_metrics()
         return Response(generate_latest(platform.registry), media_type=CONTENT_TYPE_LATEST)
 
     app = Starlette(
@@ -92,13 +87,13 @@ def create_app(settings: Settings) -> Starlette:
             Route("/metrics", metrics_endpoint, methods=["GET"]),
             *gateway_routes(gateway),
             *identity_routes(identity),
-            *budget_routes(identity, core.budget_store, core.enforcer, core.alerts),
-            *report_routes(db, plus_price, clock),
+            *budget_routes(services.budgets),
+            *report_routes(services.usage),
             *task_routes(services.tasks, identity.keys.authenticate),
-            *testcase_routes(agents, tasks.store),
-            *kb_routes(agents.kb, settings.kb.max_upload_bytes, tasks),
-            *automation_routes(AutomationStore(db, clock)),
-            *prompt_routes(identity, prompts, db, clock, agents.testcases.acceptance),
+            *testcase_routes(services.testcases),
+            *kb_routes(services.knowledge),
+            *automation_routes(services.automation),
+            *prompt_routes(services.prompts),
         ],
         middleware=[
             Middleware(

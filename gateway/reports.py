@@ -44,7 +44,7 @@ import csv
 import io
 import math
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import MAXYEAR, MINYEAR, UTC, date, datetime, time, timedelta
 from typing import Any
@@ -169,18 +169,24 @@ def _choice(params: Mapping[str, str], name: str, allowed: tuple[str, ...]) -> s
     return raw
 
 
-def report_routes(engine: AsyncEngine, plus_price: Callable[[], Price], clock: Clock) -> list[Route]:
-    """``GET /api/usage`` and ``GET /api/usage/savings``; every role may read its own project's usage."""
+class UsageReports:
+    """Usage and savings over a window, for every interface; every role may read its own project's usage."""
 
-    async def window(request: Request, principal: Principal) -> Window:
-        params = request.query_params
-        project = params.get("project") or None
+    def __init__(self, engine: AsyncEngine, plus_price: Callable[[], Awaitable[Price]], clock: Clock) -> None:
+        """``plus_price`` waits for litellm's price map while it loads, as a chat request waits for the engine."""
+        self._engine = engine
+        self._plus_price = plus_price
+        self._clock = clock
+
+    async def window(
+        self, principal: Principal, project: str | None, start: datetime | None, end: datetime | None
+    ) -> Window:
+        """The caller's window: its own project (root: ``project`` or all), the last 30 days by default."""
         if project is not None:
-            await _visible_project(engine, principal, project)
+            await _visible_project(self._engine, principal, project)
         elif not principal.root:
             project = principal.project_id
-        start, end = parse_instant(params, "from"), parse_instant(params, "to")
-        end = end or clock.now()
+        end = end or self._clock.now()
         start = start or end - DEFAULT_WINDOW
         if start >= end:
             raise InvalidRequest(
@@ -189,40 +195,88 @@ def report_routes(engine: AsyncEngine, plus_price: Callable[[], Price], clock: C
             )
         return Window(start, end, project)
 
-    async def usage(request: Request) -> Response:
-        principal = principal_of(request)
-        win = await window(request, principal)
-        group_by = _choice(request.query_params, "group_by", GROUP_BYS)
-        fmt = _choice(request.query_params, "format", FORMATS)
-        async with engine.connect() as conn:
+    async def usage(
+        self,
+        principal: Principal,
+        project: str | None = None,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        group_by: str = "day",
+    ) -> dict[str, Any]:
+        """``{from, to, group_by, project, groups, totals}``: each group's requests, tokens, cost, errors, latency."""
+        win = await self.window(principal, project, start, end)
+        group_by = _choice({"group_by": group_by}, "group_by", GROUP_BYS)
+        async with self._engine.connect() as conn:
             groups = await _grouped(conn, win, group_by)
         total = Group()
         for group in groups.values():
             total.add(group)
-        rows = [{"key": key, **groups[key].view()} for key in sorted(groups)]
-        totals = total.view()
-        if fmt == "csv":
-            return _csv_response(group_by, rows, totals)
-        return JSONResponse(
-            {
-                "from": _iso(win.start),
-                "to": _iso(win.end),
-                "group_by": group_by,
-                "project": win.project,
-                "groups": rows,
-                "totals": totals,
-            }
+        return {
+            "from": _iso(win.start),
+            "to": _iso(win.end),
+            "group_by": group_by,
+            "project": win.project,
+            "groups": [{"key": key, **groups[key].view()} for key in sorted(groups)],
+            "totals": total.view(),
+        }
+
+    async def savings(
+        self,
+        principal: Principal,
+        project: str | None = None,
+        start: datetime | None = None,
+        end: datetime | None = None,
+    ) -> dict[str, Any]:
+        """What ``model: auto`` calls cost against the same tokens priced at plus."""
+        win = await self.window(principal, project, start, end)
+        async with self._engine.connect() as conn:
+            by_tier = await _auto_by_tier(conn, win)
+        return {
+            "from": _iso(win.start),
+            "to": _iso(win.end),
+            "project": win.project,
+            **savings_view(by_tier, await self._plus_price()),
+        }
+
+    async def tiers(
+        self,
+        principal: Principal,
+        project: str | None = None,
+        start: datetime | None = None,
+        end: datetime | None = None,
+    ) -> dict[str, Any]:
+        """``{from, to, project, cost_by_tier, savings}``: every call's cost per tier, and what ``auto`` saved."""
+        win = await self.window(principal, project, start, end)
+        async with self._engine.connect() as conn:
+            groups = await _grouped(conn, win, "tier")
+            by_tier = await _auto_by_tier(conn, win)
+        return {
+            "from": _iso(win.start),
+            "to": _iso(win.end),
+            "project": win.project,
+            "cost_by_tier": {tier: _usd(groups[tier].cost_usd) for tier in sorted(groups)},
+            "savings": savings_view(by_tier, await self._plus_price()),
+        }
+
+
+def report_routes(reports: UsageReports) -> list[Route]:
+    """``GET /api/usage`` (JSON or CSV) and ``GET /api/usage/savings``."""
+
+    async def usage(request: Request) -> Response:
+        params = request.query_params
+        start, end = parse_instant(params, "from"), parse_instant(params, "to")
+        fmt = _choice(params, "format", FORMATS)
+        found = await reports.usage(
+            principal_of(request), params.get("project") or None, start, end, params.get("group_by") or "day"
         )
+        if fmt == "csv":
+            return _csv_response(found["group_by"], found["groups"], found["totals"])
+        return JSONResponse(found)
 
     async def savings(request: Request) -> Response:
-        principal = principal_of(request)
-        win = await window(request, principal)
-        price = plus_price()
-        async with engine.connect() as conn:
-            by_tier = await _auto_by_tier(conn, win)
-        return JSONResponse(
-            {"from": _iso(win.start), "to": _iso(win.end), "project": win.project, **savings_view(by_tier, price)}
-        )
+        params = request.query_params
+        start, end = parse_instant(params, "from"), parse_instant(params, "to")
+        return JSONResponse(await reports.savings(principal_of(request), params.get("project") or None, start, end))
 
     return [
         Route("/api/usage", usage, methods=["GET"]),

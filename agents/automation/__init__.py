@@ -4,12 +4,14 @@ Importing this package has no side effects; the kind, store and routes exist onc
 """
 
 from agents.automation.routes import automation_routes
+from agents.automation.service import AutomationService
 from agents.automation.store import AutomationStore
 from agents.automation.validate import check_text, infer_target, validate_body
 from agents.automation.workflow import AutomationInput, automation_kind, check_review
 
 __all__ = [
     "AutomationInput",
+    "AutomationService",
     "AutomationStore",
     "automation_kind",
     "automation_routes",

