@@ -13,11 +13,13 @@ import logging
 import secrets
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from pathlib import Path
 
 from prometheus_client import CollectorRegistry
 from redis.asyncio import Redis
 
 from core.clock import Clock, SystemClock
+from core.datadir import hold_embedded
 from core.db import create_engine, migrate
 from core.identity.audit import AuditLog
 from core.identity.keys import KeyStore
@@ -46,6 +48,10 @@ from .tasks.service import TaskService
 from .testcases.service import TestCaseService
 
 log = logging.getLogger("aitp.agents.platform")
+USE_THE_RUNNING_SERVER = (
+    "Point this process at the running one instead (aitp mcp --url http://127.0.0.1:8000/mcp), "
+    "or give each its own AITP_DATA_DIR"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +115,7 @@ class Platform:
         )
         self.services = self._services()
         self.db_ready = False
+        self._held = contextlib.ExitStack()
 
     def _services(self) -> Services:
         core, agents, clock = self.gateway, self.agents, self.clock
@@ -146,6 +153,10 @@ class Platform:
         ``execute`` runs tasks in this process; by default it does so in
         embedded mode (no Redis) and leaves them to ``aitp worker`` otherwise.
         """
+        if not self.settings.chroma_url:
+            # Embedded Chroma belongs to one process: a second one on this data directory stops here, saying why.
+            path = Path(self.settings.kb.chroma_path or self.settings.data_dir / "chroma")
+            self._held.enter_context(hold_embedded(path, USE_THE_RUNNING_SERVER))
         # litellm loads in a thread while migrations run (and, in `aitp serve`, requests arrive).
         self.gateway.load_engine()
         await migrate(self.db)
@@ -165,6 +176,7 @@ class Platform:
         if self.redis is not None:
             await self.redis.aclose()
         await self.db.dispose()
+        self._held.close()
 
     async def _load_prompts(self) -> None:
         directory = self.settings.prompts.directory or default_directory()

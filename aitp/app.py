@@ -21,6 +21,7 @@ from agents.kb import kb_routes
 from agents.platform import Platform
 from agents.tasks.routes import task_routes
 from agents.testcases.routes import testcase_routes
+from aitp.mcp_app import mount_mcp
 from core.http import InputGuardMiddleware, JSONResponse, RequestContextMiddleware, exception_handlers
 from core.identity.middleware import AuthenticationMiddleware
 from core.identity.routes import identity_routes
@@ -50,7 +51,8 @@ def create_app(settings: Settings) -> Starlette:
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await platform.start()
         try:
-            yield
+            async with mcp if mcp is not None else contextlib.nullcontext():
+                yield
         finally:
             await platform.stop()
 
@@ -109,6 +111,7 @@ def create_app(settings: Settings) -> Starlette:
         exception_handlers=exception_handlers(),
         lifespan=lifespan,
     )
+    mcp = mount_mcp(app, platform) if settings.mcp.enabled else None
     app.state.platform = platform
     app.state.services = services
     return app

@@ -14,6 +14,7 @@ import orjson
 from core.settings import Settings, SettingsError, config_path, load_settings
 
 from .admin_cli import add_admin_commands
+from .mcp_cli import add_mcp_command
 from .prompts_cli import add_prompt_commands
 
 
@@ -157,6 +158,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_admin_commands(sub)
     add_prompt_commands(sub)
+    add_mcp_command(sub)
 
     config = sub.add_parser("config", help="settings")
     config_sub = config.add_subparsers(dest="config_command", required=True)

@@ -67,9 +67,27 @@ def build_bridge(remote: Client) -> Server[Any]:
     )
 
 
+class BridgeRefused(RuntimeError):
+    """The server would not take this key: the message is the server's own."""
+
+
+async def _check_key(http: httpx2.AsyncClient, url: str) -> None:
+    # The server authenticates before MCP: ask once, so a bad key is reported in its words, not as a protocol error.
+    probe = {"jsonrpc": "2.0", "id": 0, "method": "ping"}
+    response = await http.post(url, json=probe, headers={"accept": "application/json, text/event-stream"})
+    if response.status_code in (401, 403):
+        try:
+            error = response.json()["error"]
+            why = f"{error.get('code')}: {error.get('message')}"
+        except (ValueError, KeyError, TypeError):
+            why = response.text[:300]
+        raise BridgeRefused(f"the server answered {response.status_code} to AITP_API_KEY ({why})")
+
+
 async def run_bridge(url: str, api_key: str) -> None:
     """Serve stdio until the client closes it, relaying to ``url`` with ``api_key``."""
     http = httpx2.AsyncClient(headers={"authorization": f"Bearer {api_key}"}, timeout=httpx2.Timeout(30, read=600))
+    await _check_key(http, url)
     transport = streamable_http_client(url, http_client=http)
     async with Client(transport, elicitation_callback=_ask_locally) as remote:
         # Fail at start, with the server's words, rather than on the IDE's first call.

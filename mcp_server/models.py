@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
 
 class _Out(BaseModel):
@@ -93,7 +93,7 @@ class ExportLink(_Out):
 
 
 class Hit(_Out):
-    document_id: str | None = None
+    document_id: str | None = Field(default=None, validation_alias=AliasChoices("document_id", "doc_id"))
     title: str | None = None
     section: str | None = None
     source: str | None = None

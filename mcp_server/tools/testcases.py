@@ -83,8 +83,9 @@ def register(server: MCPServer, platform: Platform, caller: Caller, budget_token
     ) -> CasePage:
         """The cases a testcase.generate task produced, paged to fit the context."""
         principal = caller(ctx)
+        offset = decode_cursor(cursor)  # a bad argument is reported before any lookup
         task = await platform.tasks.get(principal, task_id)
-        result = await cases_page(principal, task_id, decode_cursor(cursor))
+        result = await cases_page(principal, task_id, offset)
         result.task = task_status(task, 300)
         return result
 
