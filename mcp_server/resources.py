@@ -40,3 +40,14 @@ def register(server: MCPServer, platform: Platform, caller: Caller) -> None:
 
     for fmt in _MIME:
         export(fmt)
+
+    @server.resource("kb://{project}/documents/{doc_id}", name="document", mime_type="application/json")
+    async def document_resource(project: str, doc_id: str, ctx: Context) -> dict[str, object]:
+        principal = caller(ctx)
+        # A key reads its own project's knowledge; another project's document is simply not there.
+        if project != principal.project_id:
+            raise ResourceError(f"no document {doc_id} in project {project}")
+        try:
+            return await platform.knowledge.get_document(principal, doc_id, include_text=True)
+        except APIError as exc:
+            raise ResourceError(exc.message) from None

@@ -239,6 +239,10 @@ async def test_knowledge_prompts_and_budget(mcp_server: Server) -> None:
         hits = structured(await client.call_tool("search_knowledge", {"query": "账号锁定多久", "k": 3}))
         assert hits["items"] and "锁定" in hits["items"][0]["text"]
         assert hits["items"][0]["document_id"] == added["id"]
+        document = await client.read_resource(f"kb://mcp-kb/documents/{added['id']}")
+        assert "锁定 30 分钟" in text_of(document)
+        with pytest.raises(Exception, match="no document"):
+            await client.read_resource(f"kb://default/documents/{added['id']}")
         published = mcp_server.api("POST", "/api/prompts", json=spec("mcp.ideas"))
         assert published.status_code in (200, 201), published.text
         prompts = {p["name"]: p for p in structured(await client.call_tool("list_prompts", {}))["items"]}
