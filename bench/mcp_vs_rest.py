@@ -10,8 +10,8 @@ then measures in one run, for 1 and for N concurrent clients:
 Prints p50/p99 per case and the MCP/REST ratio at p50 (target: at most 2x).
 
 Usage (from the repo root):
-    .venv/bin/python bench/mcp.py             # 400 calls per case
-    .venv/bin/python bench/mcp.py --calls 100 --concurrency 20
+    .venv/bin/python bench/mcp_vs_rest.py             # 400 calls per case
+    .venv/bin/python bench/mcp_vs_rest.py --calls 100 --concurrency 20
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ PORT_LINE = re.compile(r"Uvicorn running on http://127\.0\.0\.1:(\d+)")
 def start_server(tmp: Path) -> tuple[subprocess.Popen[bytes], str, str, Path]:
     key = "sk-aitp-bench-" + secrets.token_urlsafe(24)
     config = tmp / "aitp.yaml"
-    config.write_text(yaml.safe_dump({"log_level": "warning"}))
+    config.write_text(yaml.safe_dump({"log_level": "info"}))
     env = {k: v for k, v in os.environ.items() if not k.startswith("AITP_")}
     env.update(
         {
