@@ -12,7 +12,7 @@ export UV_LINK_MODE := copy
 # would compile litellm from source (seconds per process).
 export UV_COMPILE_BYTECODE := 1
 
-.PHONY: run test lint bench install uv clean
+.PHONY: run test lint bench install uv browser clean
 
 uv:
 	@$(UV) --version >/dev/null 2>&1 || $(BOOT_PY) -m pip install --quiet uv || $(BOOT_PY) -m pip install --quiet --user uv
@@ -23,7 +23,16 @@ $(VENV)/.installed: pyproject.toml uv.lock
 	$(UV) sync --frozen --extra dev --python $(BOOT_PY)
 	touch $@
 
-install: $(VENV)/.installed
+install: $(VENV)/.installed browser
+
+# The browser runner and the console tests drive Debian's Chromium; Playwright's own browser
+# download cannot work here. CJK fonts so that Chinese pages render in screenshots.
+browser:
+	@if [ ! -x /usr/bin/chromium ] || ! dpkg -s fonts-wqy-microhei >/dev/null 2>&1; then \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y --no-install-recommends chromium fonts-wqy-microhei \
+	  || { $$SUDO apt-get update && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y --no-install-recommends chromium fonts-wqy-microhei; }; \
+	fi
 
 run: install
 	$(VENV)/bin/aitp serve --dev
