@@ -72,9 +72,10 @@ async def _standalone(settings: Settings, key: str) -> None:
     async with build_platform(settings) as services:
         principal = await services.authenticate(key)
         caller = Caller(principal)
-        server = build_server(services, settings.mcp, caller)
+        server, watch = build_server(services, settings.mcp, caller)
         await add_registry_prompts(server, services, caller, principal)
-        await server.run_stdio_async()
+        async with watch.running():
+            await server.run_stdio_async()
 
 
 def _cause(exc: BaseException) -> str:
