@@ -26,6 +26,7 @@ from core.identity.keys import KeyStore
 from core.identity.principal import Principal
 from core.identity.projects import ProjectStore
 from core.identity.routes import Identity
+from core.outbound import OutboundPolicy
 from core.redis import create_redis
 from core.settings import Settings
 from gateway.assembly import GatewayCore, build_gateway_core
@@ -130,7 +131,9 @@ class Platform:
             identity=self.identity,
             tasks=tasks,
             testcases=TestCaseService(agents.testcases, agents.kb, agents.metrics, self.runtime.store),
-            knowledge=KnowledgeService(agents.kb, self.settings.kb.max_upload_bytes, tasks),
+            knowledge=KnowledgeService(
+                agents.kb, self.settings.kb.max_upload_bytes, tasks, outbound=OutboundPolicy(self.settings.outbound)
+            ),
             automation=AutomationService(AutomationStore(self.db, clock)),
             prompts=PromptService(core.prompts, self.identity, self.db, clock, agents.testcases.acceptance),
             budgets=BudgetService(

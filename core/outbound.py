@@ -121,6 +121,10 @@ class OutboundPolicy:
     def check_url(self, url: str) -> None:
         """Refuse a URL whose scheme is not http(s) or whose host is not allowed (no DNS lookup)."""
         _scheme, host = _host_of(url)
+        ip = _literal_ip(host)
+        if ip is not None:
+            # An address that is never opened says so, rather than suggesting to allowlist it.
+            self.check_ip(ip)
         if not self.host_allowed(host):
             raise UrlRefused(
                 "url_host_not_allowed",
@@ -128,9 +132,6 @@ class OutboundPolicy:
                 "(AITP_OUTBOUND__ALLOWED_HOSTS)"
                 + (" or set outbound.allow_loopback" if host == "localhost" or _is_loopback(host) else ""),
             )
-        ip = _literal_ip(host)
-        if ip is not None:
-            self.check_ip(ip)
 
     def check_ip(self, ip: IPAddress | str) -> None:
         """Refuse an address the server must never connect to for a user."""

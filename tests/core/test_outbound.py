@@ -156,7 +156,7 @@ async def test_fetch_follows_allowed_redirects(origin: str) -> None:
 @pytest.mark.parametrize(
     ("path", "code"),
     [
-        ("/to-metadata", "url_host_not_allowed"),
+        ("/to-metadata", "url_address_refused"),
         ("/to-file", "url_scheme_refused"),
         ("/to-other", "url_host_not_allowed"),
         ("/loop", "url_too_many_redirects"),

@@ -41,7 +41,8 @@ MODES = ["legacy", "2026-07-28"]
 @pytest.fixture(scope="module")
 async def mcp_server(server_factory: ServerFactory) -> Server:
     # A small result budget, so that a generation's cases come back in several pages.
-    config = {**task_config(), "mcp": {"result_tokens": 900}}
+    # Loopback is allowed so that knowledge can be fetched from a page the tests serve.
+    config = {**task_config(), "mcp": {"result_tokens": 900}, "outbound": {"allow_loopback": True}}
     return await asyncio.to_thread(server_factory, config)
 
 
