@@ -98,6 +98,22 @@ class TaskRuntime:
             return
         actor.send(task_id)
 
+    def check_broker(self) -> str:
+        """Whether messages can be sent and taken (blocking; raises naming the fault): for ``/readyz``.
+
+        Distributed: the broker's Redis answers. Embedded: the in-process worker threads are alive.
+        """
+        if self.redis is not None:
+            self.redis.ping()
+        if self._worker is None:
+            return "redis broker" if self.distributed else "stub broker, not executing here"
+        threads = self._worker.workers
+        alive = sum(thread.is_alive() for thread in threads)
+        if alive < len(threads):
+            dead = len(threads) - alive
+            raise RuntimeError(f"{dead} of {len(threads)} worker threads have died; restart the process")
+        return f"{'redis' if self.distributed else 'stub'} broker, {alive} worker threads"
+
     def queues(self) -> set[str]:
         return {actor.queue_name for actor in self.actors.values()}
 
