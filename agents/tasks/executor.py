@@ -21,6 +21,7 @@ from dramatiq.middleware import TimeLimitExceeded
 from pydantic import BaseModel
 from sqlalchemy.exc import SQLAlchemyError
 
+from core.logging import add_log_context, bind_log_context
 from core.settings import TaskSettings
 
 from .broker import time_limit_s
@@ -96,6 +97,8 @@ class Executor:
             future.result(timeout=30)
 
     async def execute(self, kind_name: str, task_id: str, execution: Execution) -> None:
+        # This coroutine runs in a context of its own (run_coroutine_threadsafe): the binding ends with it.
+        bind_log_context(task_id=task_id, kind=kind_name)
         if self.draining:
             # This process is stopping: hand the message to another worker instead of starting it.
             self._send(kind_name, task_id)
@@ -110,6 +113,7 @@ class Executor:
             self._metrics.duplicates.inc()
             log.info("dropped a duplicate message", extra={"task_id": task_id, "kind": kind_name})
             return
+        add_log_context(project=lease.project_id)
         execution.task = asyncio.current_task()  # type: ignore[assignment]
         self._running[task_id] = execution
         ctx = TaskContext(
@@ -169,6 +173,7 @@ class Executor:
             self._metrics.executions.labels(kind_name, outcome).inc()
             if outcome in ("succeeded", "failed", "cancelled", "time_limit"):
                 self._metrics.duration.labels(kind_name).observe(time.monotonic() - started)
+            log.info("task execution ended: %s", outcome, extra={"attempt": lease.attempt})
 
     async def _transient(self, lease: Lease, exc: TransientError) -> str:
         error = {
