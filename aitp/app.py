@@ -26,6 +26,7 @@ from core.http import InputGuardMiddleware, JSONResponse, RequestContextMiddlewa
 from core.identity.middleware import AuthenticationMiddleware
 from core.identity.routes import identity_routes
 from core.settings import Settings
+from core.tracing import Tracing, TracingMiddleware
 from gateway.budgets.routes import budget_routes
 from gateway.prompts import prompt_routes
 from gateway.reports import report_routes
@@ -35,9 +36,9 @@ from gateway.routes import routes as gateway_routes
 log = logging.getLogger("aitp.app")
 
 
-def create_app(settings: Settings) -> Starlette:
+def create_app(settings: Settings, *, tracing: Tracing | None = None) -> Starlette:
     """The app; ``app.state.services`` holds the :class:`~agents.platform.Services` every interface calls."""
-    platform = Platform(settings)
+    platform = Platform(settings, tracing=tracing)
     services, core, identity = platform.services, platform.gateway, platform.identity
     gateway = Gateway(
         catalog=core.catalog,
@@ -85,6 +86,8 @@ def create_app(settings: Settings) -> Starlette:
             *prompt_routes(services.prompts),
         ],
         middleware=[
+            # Outermost when on: the server span covers everything else.
+            *([Middleware(TracingMiddleware, tracer=platform.tracing.tracer)] if platform.tracing.enabled else []),
             Middleware(
                 RequestContextMiddleware,
                 max_body_bytes=settings.server.max_body_bytes,
