@@ -29,6 +29,7 @@ from core.identity.routes import Identity
 from core.outbound import OutboundPolicy
 from core.redis import create_redis
 from core.settings import Settings
+from core.tracing import Tracing
 from gateway.assembly import GatewayCore, build_gateway_core
 from gateway.budgets.service import BudgetService
 from gateway.pricing import Price
@@ -92,9 +93,12 @@ def resolve_admin_key(settings: Settings) -> str:
 class Platform:
     """Database, Redis, gateway core, task engine, identity and the services on them; ``start``/``stop`` run it."""
 
-    def __init__(self, settings: Settings, *, clock: Clock | None = None) -> None:
+    def __init__(self, settings: Settings, *, clock: Clock | None = None, tracing: Tracing | None = None) -> None:
         self.settings = settings
         self.clock = clock or SystemClock()
+        # Built here unless given (tests pass one with an in-memory exporter); the owner shuts it down.
+        self._owns_tracing = tracing is None
+        self.tracing = tracing or Tracing.from_settings(settings.tracing)
         self.registry = CollectorRegistry()
         self.db = create_engine(
             settings.effective_database_url, settings.database_pool_size, settings.database_max_overflow
@@ -105,9 +109,13 @@ class Platform:
             if settings.redis_url
             else None
         )
-        self.gateway: GatewayCore = build_gateway_core(settings, self.db, self.redis, self.registry, self.clock)
+        self.gateway: GatewayCore = build_gateway_core(
+            settings, self.db, self.redis, self.registry, self.clock, self.tracing.tracer
+        )
         self.agents: AgentServices = build_services(settings, self.db, self.gateway, self.registry)
-        self.runtime = TaskRuntime(settings, self.db, self.registry, clock=self.clock, kinds=build_kinds(self.agents))
+        self.runtime = TaskRuntime(
+            settings, self.db, self.registry, clock=self.clock, kinds=build_kinds(self.agents), tracing=self.tracing
+        )
         self.identity = Identity(
             keys=KeyStore(self.db, resolve_admin_key(settings), self.clock),
             projects=ProjectStore(self.db, self.clock),
@@ -180,6 +188,8 @@ class Platform:
             await self.redis.aclose()
         await self.db.dispose()
         self._held.close()
+        if self._owns_tracing:
+            self.tracing.shutdown()
 
     async def _load_prompts(self) -> None:
         directory = self.settings.prompts.directory or default_directory()
@@ -195,7 +205,7 @@ class Platform:
 
 @contextlib.asynccontextmanager
 async def build_platform(
-    settings: Settings, *, execute: bool | None = None, clock: Clock | None = None
+    settings: Settings, *, execute: bool | None = None, clock: Clock | None = None, tracing: Tracing | None = None
 ) -> AsyncIterator[Services]:
     """The whole platform's services in this process, started, without HTTP; stopped on exit.
 
@@ -204,7 +214,7 @@ async def build_platform(
     SQLite belong to one process, so do not run it beside an ``aitp serve``
     on the same data directory (use PostgreSQL, Redis and a Chroma server).
     """
-    platform = Platform(settings, clock=clock)
+    platform = Platform(settings, clock=clock, tracing=tracing)
     await platform.start(execute=execute)
     try:
         yield platform.services

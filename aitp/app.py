@@ -8,7 +8,6 @@ from collections.abc import AsyncIterator
 
 from prometheus_client import generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
-from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -17,6 +16,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from agents.automation import automation_routes
+from agents.health import platform_readiness
 from agents.kb import kb_routes
 from agents.platform import Platform
 from agents.tasks.routes import task_routes
@@ -26,6 +26,7 @@ from core.http import InputGuardMiddleware, JSONResponse, RequestContextMiddlewa
 from core.identity.middleware import AuthenticationMiddleware
 from core.identity.routes import identity_routes
 from core.settings import Settings
+from core.tracing import Tracing, TracingMiddleware
 from gateway.budgets.routes import budget_routes
 from gateway.prompts import prompt_routes
 from gateway.reports import report_routes
@@ -35,11 +36,10 @@ from gateway.routes import routes as gateway_routes
 log = logging.getLogger("aitp.app")
 
 
-def create_app(settings: Settings) -> Starlette:
+def create_app(settings: Settings, *, tracing: Tracing | None = None) -> Starlette:
     """The app; ``app.state.services`` holds the :class:`~agents.platform.Services` every interface calls."""
-    platform = Platform(settings)
-    services, core, db, identity = platform.services, platform.gateway, platform.db, platform.identity
-    engine_ref = core.engine_ref
+    platform = Platform(settings, tracing=tracing)
+    services, core, identity = platform.services, platform.gateway, platform.identity
     gateway = Gateway(
         catalog=core.catalog,
         chat=core.chat,
@@ -59,23 +59,11 @@ def create_app(settings: Settings) -> Starlette:
     async def healthz(request: Request) -> Response:
         return JSONResponse({"status": "ok"})
 
+    readiness = platform_readiness(platform)
+
     async def readyz(request: Request) -> Response:
-        checks: dict[str, str] = {}
-        try:
-            async with db.connect() as conn:
-                await conn.execute(text("SELECT 1"))
-            checks["database"] = "ok"
-        except Exception as exc:
-            checks["database"] = f"error: {type(exc).__name__}"
-        if platform.redis is not None:
-            try:
-                await platform.redis.ping()
-                checks["redis"] = "ok"
-            except Exception as exc:
-                checks["redis"] = f"error: {type(exc).__name__}"
-        checks["llm_engine"] = "ok" if engine_ref.ready else "loading"
-        ok = all(v == "ok" for v in checks.values())
-        return JSONResponse({"status": "ok" if ok else "not_ready", "checks": checks}, status_code=200 if ok else 503)
+        report = await readiness.run()
+        return JSONResponse(report.view(), status_code=200 if report.ready else 503)
 
     async def metrics_endpoint(request: Request) -> Response:
         with contextlib.suppress(SQLAlchemyError, OSError):
@@ -98,6 +86,8 @@ def create_app(settings: Settings) -> Starlette:
             *prompt_routes(services.prompts),
         ],
         middleware=[
+            # Outermost when on: the server span covers everything else.
+            *([Middleware(TracingMiddleware, tracer=platform.tracing.tracer)] if platform.tracing.enabled else []),
             Middleware(
                 RequestContextMiddleware,
                 max_body_bytes=settings.server.max_body_bytes,

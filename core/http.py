@@ -26,6 +26,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .db import describe_error, sqlstate
 from .errors import APIError, InvalidRequest, PayloadTooLarge, ServiceUnavailable
+from .logging import bind_log_context, reset_log_context
 from .validation import MAX_PATH_PARAM_CHARS, MAX_QUERY_VALUE_CHARS, NUL, invalid_from
 
 log = logging.getLogger("aitp.http")
@@ -75,6 +76,13 @@ class RequestContextMiddleware:
                     length = -1
         rid = incoming if _REQUEST_ID.match(incoming) else uuid.uuid4().hex
         scope["aitp.request_id"] = rid
+        context = bind_log_context(request_id=rid)
+        try:
+            await self._call(scope, receive, send, rid, length)
+        finally:
+            reset_log_context(context)
+
+    async def _call(self, scope: Scope, receive: Receive, send: Send, rid: str, length: int) -> None:
         rid_header = (b"x-request-id", rid.encode())
         started = False
 

@@ -305,6 +305,23 @@ class BudgetSettings(_Strict):
         return value
 
 
+class TracingSettings(_Strict):
+    """OpenTelemetry traces, exported over OTLP/HTTP; off by default."""
+
+    enabled: bool = Field(default=False, description="record spans and export them to endpoint")
+    endpoint: str | None = Field(
+        default=None,
+        pattern=r"^https?://",
+        description="OTLP/HTTP traces URL, e.g. http://otel-collector:4318/v1/traces; unset: the exporter's "
+        "default (OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, else http://localhost:4318/v1/traces)",
+    )
+    headers: dict[str, str] = Field(default_factory=dict, description="sent with every export (e.g. an API key)")
+    service_name: str = Field(default="aitp", min_length=1, max_length=128, description="the service.name resource")
+    sample_ratio: float = Field(
+        default=1.0, ge=0, le=1, description="share of new traces recorded; a sampled parent's children always are"
+    )
+
+
 _WEAK_WORDS = ("changeme", "password", "secret", "admin123", "example", "xxxx", "1234")
 
 
@@ -350,6 +367,7 @@ class Settings(BaseSettings):
     kb: KnowledgeSettings = Field(default_factory=KnowledgeSettings)
     generation: GenerationSettings = Field(default_factory=GenerationSettings)
     outbound: OutboundSettings = Field(default_factory=OutboundSettings)
+    tracing: TracingSettings = Field(default_factory=TracingSettings)
 
     @field_validator("database_url")
     @classmethod

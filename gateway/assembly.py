@@ -14,6 +14,7 @@ import os
 import random
 from dataclasses import dataclass
 
+from opentelemetry.trace import Tracer
 from prometheus_client import CollectorRegistry
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -81,7 +82,12 @@ class GatewayCore:
 
 
 def build_gateway_core(
-    settings: Settings, db: AsyncEngine, redis_client: Redis | None, registry: CollectorRegistry, clock: Clock
+    settings: Settings,
+    db: AsyncEngine,
+    redis_client: Redis | None,
+    registry: CollectorRegistry,
+    clock: Clock,
+    tracer: Tracer | None = None,
 ) -> GatewayCore:
     metrics = GatewayMetrics(registry)
     catalog = build_catalog(settings, os.environ)
@@ -108,7 +114,15 @@ def build_gateway_core(
         limits=RenderLimits.of(settings.prompts),
     )
     chat = ChatService(
-        engine_ref, catalog, RoutingPolicy(settings.routing, catalog), recorder, metrics, enforcer, clock, prompts
+        engine_ref,
+        catalog,
+        RoutingPolicy(settings.routing, catalog),
+        recorder,
+        metrics,
+        enforcer,
+        clock,
+        prompts,
+        tracer,
     )
     embeddings = EmbeddingService(engine_ref, catalog, recorder, enforcer, metrics, clock)
     return GatewayCore(

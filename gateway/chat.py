@@ -17,6 +17,7 @@ from typing import Any
 import anyio
 import jsonschema
 import orjson
+from opentelemetry.trace import NoOpTracer, Tracer
 from starlette.responses import Response, StreamingResponse
 
 from core.clock import Clock
@@ -33,6 +34,7 @@ from .prompts.use import PromptCall, prepare
 from .routing import RouteDecision, RoutingPolicy
 from .schemas import ChatRequest, PromptRef, extra_body, parse, unknown_fields
 from .streaming import StreamRelay
+from .tracing import served_attributes, upstream_span
 from .usage import Usage, UsageRecorder
 
 log = logging.getLogger("aitp.gateway.chat")
@@ -156,6 +158,7 @@ class ChatService:
         budgets: BudgetEnforcer,
         clock: Clock,
         prompts: PromptRegistry | None = None,
+        tracer: Tracer | None = None,
     ) -> None:
         self._llm = engine
         self._catalog = catalog
@@ -165,6 +168,7 @@ class ChatService:
         self._budgets = budgets
         self._clock = clock
         self._prompts = prompts
+        self._tracer = tracer or NoOpTracer()
 
     async def handle(self, body: Any, ctx: CallContext) -> Response:
         engine, call = await self._begin(body, ctx)
@@ -241,14 +245,15 @@ class ChatService:
         requested = call.request.max_completion_tokens or call.request.max_tokens
         allowance = self._budgets.completion_allowance(requested)
         price = engine.worst_price(group)
-        admission = await self._budgets.admit(
-            call.plan,
-            call.ctx.principal,
-            self._budgets.prompt_estimate(call.count()) if _budgeted(call) else 0,
-            allowance,
-            price.input_per_token,
-            price.output_per_token,
-        )
+        with self._tracer.start_as_current_span("ledger.reserve"):
+            admission = await self._budgets.admit(
+                call.plan,
+                call.ctx.principal,
+                self._budgets.prompt_estimate(call.count()) if _budgeted(call) else 0,
+                allowance,
+                price.input_per_token,
+                price.output_per_token,
+            )
         if (
             admission.reservation is not None
             and admission.max_tokens is not None
@@ -298,20 +303,27 @@ class ChatService:
 
     async def _settle(self, admission: Admission, usage: Usage) -> None:
         if usage.prompt_tokens or usage.completion_tokens:
-            await self._budgets.settle(admission, usage.prompt_tokens, usage.completion_tokens, usage.cost_usd)
+            with self._tracer.start_as_current_span("ledger.settle"):
+                await self._budgets.settle(admission, usage.prompt_tokens, usage.completion_tokens, usage.cost_usd)
         else:
+            await self._release(admission)
+
+    async def _release(self, admission: Admission) -> None:
+        with self._tracer.start_as_current_span("ledger.release"):
             await self._budgets.release(admission)
 
     async def _call(self, engine: Engine, group: str, call: _Call, usage: Usage) -> tuple[Any, Served, Admission]:
         admission = await self._admit(engine, call, group)
         try:
-            response, served = await engine.complete(group, call.payload)
+            with upstream_span(self._tracer, "chat", group, usage) as span:
+                response, served = await engine.complete(group, call.payload)
+                served_attributes(span, served, response)
         except asyncio.CancelledError:
             usage.status = "client_disconnected"
             usage.http_status = 499
             self._finish(usage, call.ctx)
             with anyio.CancelScope(shield=True):
-                await self._budgets.release(admission)
+                await self._release(admission)
             raise
         except Exception as exc:
             error = engine.map_error(exc)
@@ -319,7 +331,7 @@ class ChatService:
             usage.http_status = error.status
             usage.error_type = error.code
             self._finish(usage, call.ctx)
-            await self._budgets.release(admission)
+            await self._release(admission)
             raise error from None
         return response, served, admission
 

@@ -8,6 +8,7 @@ the vectors we computed, so Chroma never loads its own default ONNX model.
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 import threading
 from collections.abc import Callable, Mapping, Sequence
@@ -135,6 +136,28 @@ class ChromaCollections:
     def count(self, project_id: str) -> int:
         collection = self.collection(project_id)
         return self._guard(collection.count)
+
+    def heartbeat(self) -> str:
+        """Whether Chroma answers (blocking; raises naming the fault): for ``/readyz``.
+
+        A server is asked over HTTP without importing chromadb (two seconds, once);
+        an embedded client is asked once it is open, and before that its directory
+        must be writable.
+        """
+        if self.url:
+            import httpx
+
+            answer = httpx.get(f"{self.url.rstrip('/')}/api/v2/heartbeat", timeout=2.0)
+            answer.raise_for_status()
+            return f"server {self.url}"
+        client = self._client
+        if client is not None:
+            client.heartbeat()
+            return f"embedded {self.path}"
+        probe = self.path if self.path.exists() else self.path.parent
+        if not os.access(probe, os.W_OK):
+            raise PermissionError(f"{probe} is not writable; fix its permissions or set kb.chroma_path")
+        return f"embedded {self.path} (not opened yet)"
 
     def close(self) -> None:
         with self._lock:

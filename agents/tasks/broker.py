@@ -18,7 +18,7 @@ import redis
 from dramatiq.broker import Broker, MessageProxy
 from dramatiq.brokers.redis import RedisBroker
 from dramatiq.brokers.stub import StubBroker
-from dramatiq.middleware import AgeLimit, Middleware, Retries, TimeLimit
+from dramatiq.middleware import AgeLimit, CurrentMessage, Middleware, Retries, TimeLimit
 
 from core.settings import TaskSettings
 
@@ -27,6 +27,8 @@ from .kinds import Kind, KindRegistry, TransientError
 log = logging.getLogger("aitp.agents.broker")
 
 Actor = dramatiq.Actor[[str], None]
+TRACE_OPTION = "aitp_trace"  # message option: the submitter's W3C trace context, so the task joins its trace
+Run = Callable[[str, str, dict[str, str]], None]  # (kind, task id, trace context)
 
 
 def _retry_transient(retries: int, exception: BaseException) -> bool:
@@ -60,6 +62,7 @@ def create_broker(
             retry_when=_retry_transient,
         ),
         TaskMiddleware(on_expired),
+        CurrentMessage(),  # lets the actor read its message's options (the trace context)
     ]
     if client is not None:
         return RedisBroker(client=client, namespace=namespace, middleware=middleware)  # type: ignore[no-untyped-call]
@@ -70,9 +73,7 @@ def time_limit_s(kind: Kind, settings: TaskSettings) -> float:
     return settings.time_limits.get(kind.name) or kind.time_limit_s or settings.time_limit_s
 
 
-def declare_actors(
-    broker: Broker, kinds: KindRegistry, settings: TaskSettings, run: Callable[[str, str], None]
-) -> dict[str, Actor]:
+def declare_actors(broker: Broker, kinds: KindRegistry, settings: TaskSettings, run: Run) -> dict[str, Actor]:
     """One actor per kind, named after it; its message carries only the task id."""
     actors: dict[str, Actor] = {}
     for kind in kinds:
@@ -84,8 +85,10 @@ def declare_actors(
     return actors
 
 
-def _bind(run: Callable[[str, str], None], kind: str) -> Callable[[str], None]:
+def _bind(run: Run, kind: str) -> Callable[[str], None]:
     def execute_task(task_id: str) -> None:
-        run(kind, task_id)
+        message = CurrentMessage.get_current_message()
+        trace = message.options.get(TRACE_OPTION) if message is not None else None
+        run(kind, task_id, dict(trace) if isinstance(trace, dict) else {})
 
     return execute_task

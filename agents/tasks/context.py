@@ -11,7 +11,13 @@ from __future__ import annotations
 import logging
 import os
 import signal
+from contextvars import Token
 from typing import Any, NoReturn
+
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.context import Context
+from opentelemetry.trace import NoOpTracer, Span, Tracer
 
 from .leases import Lease, LeaseStore
 
@@ -27,7 +33,14 @@ class Paused(Exception):
 
 
 class TaskContext:
-    def __init__(self, lease: Lease, leases: LeaseStore, *, crash_after_checkpoint: bool = False) -> None:
+    def __init__(
+        self,
+        lease: Lease,
+        leases: LeaseStore,
+        *,
+        crash_after_checkpoint: bool = False,
+        tracer: Tracer | None = None,
+    ) -> None:
         self._lease = lease
         self._leases = leases
         self.cancel_requested = False
@@ -36,6 +49,9 @@ class TaskContext:
         self._crash_after_checkpoint = crash_after_checkpoint
         self._checkpointed = False
         self._checkpoint = lease.checkpoint
+        # Each step is a span, current until the next step starts, so the step's model calls nest in it.
+        self._tracer = tracer or NoOpTracer()
+        self._step: tuple[Span, Token[Context]] | None = None
 
     @property
     def task_id(self) -> str:
@@ -82,6 +98,18 @@ class TaskContext:
         progress = max(0, min(100, int(progress)))
         self.cancel_requested = await self._leases.step(self._lease, name[:200], progress) or self.cancel_requested
         self.check_cancelled()
+        self.end_step()
+        span = self._tracer.start_span(f"step {name[:80]}", attributes={"aitp.task.step": name[:200]})
+        self._step = (span, otel_context.attach(trace.set_span_in_context(span)))
+
+    def end_step(self) -> None:
+        """End the current step's span (the executor calls it when the execution ends)."""
+        if self._step is not None:
+            span, token = self._step
+            self._step = None
+            if trace.get_current_span() is span:  # else it was made current in another task's context: gone with it
+                otel_context.detach(token)
+            span.end()
 
     async def emit(self, type_: str, data: dict[str, Any] | None = None) -> None:
         """Append a notice to the task's event log (shown on its SSE stream)."""

@@ -18,10 +18,13 @@ from collections.abc import Callable
 from typing import Any
 
 from dramatiq.middleware import TimeLimitExceeded
+from opentelemetry.trace import Span, SpanKind
 from pydantic import BaseModel
 from sqlalchemy.exc import SQLAlchemyError
 
+from core.logging import add_log_context, bind_log_context
 from core.settings import TaskSettings
+from core.tracing import Tracing
 
 from .broker import time_limit_s
 from .context import Cancelled, Paused, TaskContext
@@ -61,6 +64,7 @@ class Executor:
         metrics: TaskMetrics,
         loop: asyncio.AbstractEventLoop,
         send: Callable[[str, str], None],
+        tracing: Tracing | None = None,
     ) -> None:
         self._kinds = kinds
         self._leases = leases
@@ -68,14 +72,15 @@ class Executor:
         self._metrics = metrics
         self._loop = loop
         self._send = send
+        self._tracing = tracing or Tracing.disabled()
         self._running: dict[str, Execution] = {}
         self.worker_id = f"{socket.gethostname()}:{os.getpid()}"
         self.draining = False
 
-    def run_message(self, kind: str, task_id: str) -> None:
-        """Called by the actor on a Dramatiq worker thread."""
+    def run_message(self, kind: str, task_id: str, trace: dict[str, str] | None = None) -> None:
+        """Called by the actor on a Dramatiq worker thread; ``trace`` is the submitter's trace context."""
         execution = Execution(self._loop)
-        future = asyncio.run_coroutine_threadsafe(self.execute(kind, task_id, execution), self._loop)
+        future = asyncio.run_coroutine_threadsafe(self.execute(kind, task_id, execution, trace), self._loop)
         try:
             while True:
                 # A bounded wait lets TimeLimit's asynchronous exception reach this thread.
@@ -95,7 +100,20 @@ class Executor:
         with contextlib.suppress(Exception):
             future.result(timeout=30)
 
-    async def execute(self, kind_name: str, task_id: str, execution: Execution) -> None:
+    async def execute(
+        self, kind_name: str, task_id: str, execution: Execution, trace: dict[str, str] | None = None
+    ) -> None:
+        # This coroutine runs in a context of its own (run_coroutine_threadsafe): the binding ends with it.
+        bind_log_context(task_id=task_id, kind=kind_name)
+        with self._tracing.tracer.start_as_current_span(
+            f"task {kind_name}",
+            context=self._tracing.extract(trace),
+            kind=SpanKind.CONSUMER,
+            attributes={"aitp.task_id": task_id, "aitp.task.kind": kind_name},
+        ) as span:
+            await self._execute(kind_name, task_id, execution, span)
+
+    async def _execute(self, kind_name: str, task_id: str, execution: Execution, span: Span) -> None:
         if self.draining:
             # This process is stopping: hand the message to another worker instead of starting it.
             self._send(kind_name, task_id)
@@ -110,10 +128,14 @@ class Executor:
             self._metrics.duplicates.inc()
             log.info("dropped a duplicate message", extra={"task_id": task_id, "kind": kind_name})
             return
+        add_log_context(project=lease.project_id)
         execution.task = asyncio.current_task()  # type: ignore[assignment]
         self._running[task_id] = execution
         ctx = TaskContext(
-            lease, self._leases, crash_after_checkpoint=kind_name in self._settings.crash_after_checkpoint_kinds
+            lease,
+            self._leases,
+            crash_after_checkpoint=kind_name in self._settings.crash_after_checkpoint_kinds,
+            tracer=self._tracing.tracer,
         )
         beat = asyncio.create_task(self._heartbeat(lease, ctx, execution))
         started = time.monotonic()
@@ -164,11 +186,15 @@ class Executor:
             }
             await self._finish(self._leases.fail(lease, error))
         finally:
+            ctx.end_step()
+            span.set_attribute("aitp.task.outcome", outcome)
+            span.set_attribute("aitp.task.attempt", lease.attempt)
             beat.cancel()
             self._running.pop(task_id, None)
             self._metrics.executions.labels(kind_name, outcome).inc()
             if outcome in ("succeeded", "failed", "cancelled", "time_limit"):
                 self._metrics.duration.labels(kind_name).observe(time.monotonic() - started)
+            log.info("task execution ended: %s", outcome, extra={"attempt": lease.attempt})
 
     async def _transient(self, lease: Lease, exc: TransientError) -> str:
         error = {

@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core.clock import Clock
 from core.settings import Settings
+from core.tracing import Tracing
 
 from .broker import Actor, create_broker, declare_actors
 from .events import LocalBus, RedisBus
@@ -69,10 +70,12 @@ class TaskRuntime:
         clock: Clock,
         kinds: KindRegistry | None = None,
         listen_events: bool = True,
+        tracing: Tracing | None = None,
     ) -> None:
         self.settings = settings.tasks
         self.clock = clock
         self.kinds = kinds or default_kinds()
+        self.tracing = tracing or Tracing.disabled()
         self.redis = redis_client(settings, "api" if listen_events else "worker")
         self.bus: LocalBus = (
             RedisBus(self.redis, settings.redis_prefix, listen=listen_events) if self.redis else LocalBus()
@@ -96,7 +99,27 @@ class TaskRuntime:
         if actor is None:
             log.warning("no actor for kind %s; task %s stays pending", kind, task_id)
             return
-        actor.send(task_id)
+        trace = self.tracing.inject()
+        if trace:
+            actor.send_with_options(args=(task_id,), aitp_trace=trace)  # broker.TRACE_OPTION
+        else:
+            actor.send(task_id)
+
+    def check_broker(self) -> str:
+        """Whether messages can be sent and taken (blocking; raises naming the fault): for ``/readyz``.
+
+        Distributed: the broker's Redis answers. Embedded: the in-process worker threads are alive.
+        """
+        if self.redis is not None:
+            self.redis.ping()
+        if self._worker is None:
+            return "redis broker" if self.distributed else "stub broker, not executing here"
+        threads = self._worker.workers
+        alive = sum(thread.is_alive() for thread in threads)
+        if alive < len(threads):
+            dead = len(threads) - alive
+            raise RuntimeError(f"{dead} of {len(threads)} worker threads have died; restart the process")
+        return f"{'redis' if self.distributed else 'stub'} broker, {alive} worker threads"
 
     def queues(self) -> set[str]:
         return {actor.queue_name for actor in self.actors.values()}
@@ -113,7 +136,9 @@ class TaskRuntime:
         loop = asyncio.get_running_loop()
         self.bus.start()
         if execute:
-            self._executor = Executor(self.kinds, self.leases, self.settings, self.metrics, loop, self.enqueue)
+            self._executor = Executor(
+                self.kinds, self.leases, self.settings, self.metrics, loop, self.enqueue, self.tracing
+            )
             self.broker.emit_after("process_boot")
             worker_timeout = 100 if self.distributed else 250
             self._worker = dramatiq.Worker(
@@ -178,10 +203,10 @@ class TaskRuntime:
     async def refresh_metrics(self) -> None:
         self.metrics.set_counts(await self.store.counts())
 
-    def _run_message(self, kind: str, task_id: str) -> None:
+    def _run_message(self, kind: str, task_id: str, trace: dict[str, str]) -> None:
         if self._executor is None:
             raise RuntimeError("this process does not execute tasks (start the runtime with execute=True)")
-        self._executor.run_message(kind, task_id)
+        self._executor.run_message(kind, task_id, trace)
 
     def _expired(self, task_id: str, reason: str) -> None:
         if self._executor is not None:

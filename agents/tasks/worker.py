@@ -26,6 +26,7 @@ from core.clock import SystemClock
 from core.db import create_engine, migrate
 from core.redis import create_redis
 from core.settings import Settings
+from core.tracing import Tracing
 from gateway.assembly import build_gateway_core
 
 from ..assembly import build_kinds, build_services
@@ -61,9 +62,11 @@ def run_worker(settings: Settings, *, threads: int, queues: set[str] | None, met
     registry = CollectorRegistry()
     redis_async = create_redis(settings.redis_url, settings.redis_max_connections, socket_timeout_s=5.0)
     clock = SystemClock()
-    core = build_gateway_core(settings, engine, redis_async, registry, clock)
+    tracing = Tracing.from_settings(settings.tracing)
+    core = build_gateway_core(settings, engine, redis_async, registry, clock, tracing.tracer)
     services = build_services(settings, engine, core, registry)
-    runtime = TaskRuntime(settings, engine, registry, clock=clock, kinds=build_kinds(services), listen_events=False)
+    kinds = build_kinds(services)
+    runtime = TaskRuntime(settings, engine, registry, clock=clock, kinds=kinds, listen_events=False, tracing=tracing)
     unknown = (queues or set()) - runtime.queues()
     if unknown:
         log.error("unknown queues %s; the kinds use %s", sorted(unknown), sorted(runtime.queues()))
@@ -91,6 +94,7 @@ def run_worker(settings: Settings, *, threads: int, queues: set[str] | None, met
     run(engine.dispose())
     loop.call_soon_threadsafe(loop.stop)
     loop_thread.join(timeout=5)
+    tracing.shutdown()
     log.info("worker stopped")
     return 0
 

@@ -20,6 +20,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from core.errors import APIError
 from core.http import error_response
+from core.logging import add_log_context
 
 from .principal import Principal
 
@@ -41,7 +42,7 @@ class AuthenticationMiddleware:
             await self.app(scope, receive, send)
             return
         try:
-            scope[PRINCIPAL] = await self.authenticate(authorization_of(scope))
+            scope[PRINCIPAL] = principal = await self.authenticate(authorization_of(scope))
         except APIError as exc:
             if scope["type"] == "http":
                 # RFC 6750: a 401 names the scheme it wants.
@@ -50,6 +51,7 @@ class AuthenticationMiddleware:
             else:
                 await send({"type": "websocket.close", "code": _POLICY_VIOLATION, "reason": close_reason(exc)})
             return
+        add_log_context(project=principal.project_id)
         await self.app(scope, receive, send)
 
     def _is_protected(self, path: str) -> bool:

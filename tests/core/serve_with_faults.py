@@ -21,6 +21,7 @@ from aitp.cli import main
 from core.db import create_engine, session_factory
 from core.identity.tables import ApiKeyRow
 from core.settings import Settings
+from core.tracing import Tracing
 
 BOOM = "boom-marker-7f3a"
 KEY_HASH = "f" * 8 + secrets.token_hex(28)  # looks like a stored key hash; must never reach a log
@@ -73,8 +74,8 @@ def fault_routes(settings: Settings) -> list[Route]:
     ]
 
 
-def _with_faults(settings: Settings) -> Starlette:
-    app = _create_app(settings)
+def _with_faults(settings: Settings, *, tracing: Tracing | None = None) -> Starlette:
+    app = _create_app(settings, tracing=tracing)
     app.router.routes[0:0] = fault_routes(settings)
     return app
 
