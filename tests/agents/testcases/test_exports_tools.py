@@ -33,7 +33,7 @@ def write(fmt: str, items: list[TestCase], lang: Lang = "zh", title: str = "ç™»å
 
 def numbered_lines(cell: str) -> list[str]:
     """ZenTao's reading of a steps or expectations cell: one ``n. text`` per line."""
-    out = []
+    out: list[str] = []
     for line in cell.split("\n"):
         match = re.match(r"^(\d+)\. (.*)$", line)
         assert match, line
