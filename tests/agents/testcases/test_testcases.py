@@ -192,10 +192,11 @@ async def test_review_feeds_acceptance_rate_examples_and_exports(gen: Server, fa
     base = f"/api/tasks/{task['id']}/testcases"
     as_json = gen.api("GET", base, key=key, params={"format": "json"})
     assert as_json.status_code == 200 and as_json.json()["cases"][0]["title"] == "复核-密码 8 位可以登录"
-    as_csv = gen.api("GET", base, key=key, params={"format": "csv"})
+    as_csv = gen.api("GET", base, key=key, params={"format": "csv", "lang": "en"})
     assert as_csv.content.startswith(b"\xef\xbb\xbf")
     rows = list(csv.DictReader(io.StringIO(as_csv.content.decode("utf-8-sig"))))
-    assert rows[0]["title"] == "复核-密码 8 位可以登录" and rows[1]["review_status"] == "accepted"
+    assert rows[0]["Title"] == "复核-密码 8 位可以登录" and rows[1]["Review status"] == "accepted"
+    assert [r["Draft or reviewed"] for r in rows] == ["reviewed", "reviewed"]
     as_xlsx = gen.api("GET", base, key=key, params={"format": "xlsx"})
     book = openpyxl.load_workbook(io.BytesIO(as_xlsx.content))
     cells = [c.value for row in book.worksheets[0].iter_rows() for c in row]
