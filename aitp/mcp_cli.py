@@ -6,11 +6,13 @@ import argparse
 import asyncio
 import os
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from core.datadir import DataDirBusy
 from core.errors import APIError
-from core.settings import Settings, SettingsError, load_settings
+
+if TYPE_CHECKING:
+    from core.settings import Settings
 
 
 def add_mcp_command(sub: Any) -> None:
@@ -42,6 +44,8 @@ def cmd_mcp(args: argparse.Namespace) -> int:
             _err(f"aitp mcp: cannot use {args.url}: {_cause(exc)}")
             return 1
         return 0
+    from core.settings import SettingsError, load_settings  # slow to import: only for this command
+
     try:
         settings = load_settings()
     except SettingsError as exc:

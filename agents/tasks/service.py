@@ -74,7 +74,12 @@ class TaskService:
             SubmitSpec, {"kind": kind, "input": input, "idempotency_key": idempotency_key, "priority": priority}
         )
         task_input = self.runtime.kinds.validate(spec.kind, spec.input)
-        return await self.start(principal, spec.kind, task_input, spec.idempotency_key, spec.priority)
+        check = self.runtime.kinds.get(spec.kind).check_submit
+        if check is not None:
+            await check(principal, task_input)
+        return await self.start(
+            principal, spec.kind, task_input.model_dump(mode="json"), spec.idempotency_key, spec.priority
+        )
 
     async def start(
         self,

@@ -17,7 +17,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from core.errors import APIError, NotFound
+from core.errors import APIError, InvalidRequest, NotFound
+from core.identity.principal import Principal
 from gateway.prompts.use import prepare
 from gateway.schemas import PromptRef
 
@@ -339,9 +340,24 @@ def testcase_kind(services: AgentServices) -> Kind:
     async def run(ctx: TaskContext, spec: GenerateInput) -> dict[str, Any]:
         return await Generator(services, ctx, spec).run()
 
+    async def check_submit(principal: Principal, spec: GenerateInput) -> None:
+        if spec.document_id is None:
+            return
+        try:
+            await services.kb.get_document(principal.project_id, spec.document_id)
+        except NotFound:
+            # Another project's document is "not found" too: its existence is not the caller's to know.
+            raise InvalidRequest(
+                f"knowledge-base document '{spec.document_id}' not found in project '{principal.project_id}'; "
+                "GET /api/kb/documents (or `aitp kb list`) lists its documents, or send 'requirement' text instead",
+                param="input.document_id",
+                code="document_not_found",
+            ) from None
+
     return Kind(
         name="testcase.generate",
         input_model=GenerateInput,
         run=run,
         description="requirement text or a knowledge-base document -> reviewed-ready test cases with coverage",
+        check_submit=check_submit,
     )

@@ -220,10 +220,15 @@ async def test_generates_from_a_knowledge_base_document(gen_sqlite: Server, fake
     assert task["result"]["requirement"]["source"] == f"kb:{doc.json()['id']}"
     sent = json.dumps(fake.requests_for("qwen-plus")[-1]["messages"])
     assert "SMS verification" in sent
-    missing = await wait_task(
-        gen_sqlite, key, generate(gen_sqlite, key, document_id="nope")["id"], "failed", timeout=20
+    missing = gen_sqlite.api(
+        "POST", "/api/tasks", key=key, json={"kind": "testcase.generate", "input": {"document_id": "nope"}}
     )
-    assert missing["error"]["type"] == "document_not_found"
+    assert missing.status_code == 400 and missing.json()["error"]["code"] == "document_not_found", missing.text
+    assert missing.json()["error"]["param"] == "input.document_id"
+    _, other = project_key(gen_sqlite)  # another project's document is "not found", exactly like a missing one
+    body = {"kind": "testcase.generate", "input": {"document_id": doc.json()["id"]}}
+    elsewhere = gen_sqlite.api("POST", "/api/tasks", key=other, json=body)
+    assert elsewhere.status_code == 400 and elsewhere.json()["error"]["code"] == "document_not_found"
 
 
 @pytest.mark.parametrize(
