@@ -18,6 +18,7 @@ Outcome = Literal["accept", "reject"]
 _I = re.IGNORECASE
 QUOTED = re.compile(r"“([^”]{1,200})”|「([^」]{1,200})」|\"([^\"]{1,200})\"|(?<![A-Za-z])'([^'\n]{2,200})'(?![A-Za-z])")
 _NUMBER = re.compile(r"(?<![A-Za-z0-9_.])-?\d+(?:\.\d+)?(?![A-Za-z0-9])")
+_LENGTH = re.compile(r"(?<![\d.])(\d+)\s*(?:位|个字符|个字|字符|characters?|chars?|digits?)(?![A-Za-z])", _I)
 _CLAUSE = re.compile(r"[，。；,;！!？?\n]")
 _NEGATION = re.compile(r"未|不|没|无|非|\bnot\b|\bno\b|n't\b|\bnever\b|\bwithout\b", _I)
 # Reject words that carry their own negation come first, so that "不允许" is not read as "允许".
@@ -38,9 +39,14 @@ def numbers(text: str) -> list[Decimal]:
 
 
 def step_values(action: str, data: str) -> list[Decimal]:
-    """The input values of a step: the numbers of its test data, else those of its action."""
-    found = numbers(strip_quoted(data, keep_inner=True))
-    return found or numbers(strip_quoted(action))
+    """The input values of a step: the numbers of its test data, else those of its action.
+
+    A stated length wins over the digits of the sample it describes: "“12345”（5 位）" enters 5 characters.
+    """
+    text = strip_quoted(data, keep_inner=True)
+    stated = [Decimal(n) for n in _LENGTH.findall(text)]
+    found = stated or numbers(text) or numbers(strip_quoted(action))
+    return list(dict.fromkeys(found))
 
 
 def quoted(text: str) -> list[str]:

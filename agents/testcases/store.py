@@ -15,6 +15,7 @@ from core.clock import Clock
 from core.errors import InvalidRequest, NotFound
 from core.timefmt import utc_iso
 
+from .schemas import draft_label, is_draft
 from .tables import TestCaseRow
 
 cases = cast(Table, TestCaseRow.__table__)
@@ -40,6 +41,8 @@ def case_view(row: RowMapping) -> dict[str, Any]:
         "prompt_name": row["prompt_name"],
         "prompt_version": row["prompt_version"],
         "review_status": row["review_status"],
+        "draft": is_draft(row["source"], row["review_status"]),
+        "label": draft_label(row["source"], row["review_status"], row["title"]),
         "edited": bool(row["edited"]),
         "review_note": row["review_note"],
         "reviewed_by": row["reviewed_by"],
