@@ -62,6 +62,8 @@ class Case(_Out):
     covers: list[str] = Field(default_factory=list)
     review_status: str
     source: str | None = None
+    draft: bool = Field(default=False, description="a rule-based case nobody has reviewed: check it before use")
+    label: str | None = Field(default=None, description='"rule-based draft: review before use" on such cases')
 
 
 class CasePage(_Out):

@@ -16,6 +16,7 @@ from core.errors import NotFound
 from core.identity.projects import Conflict
 from core.timefmt import utc_iso
 
+from .schemas import draft_label, is_draft
 from .tables import TestCaseRow
 
 cases = cast(Table, TestCaseRow.__table__)
@@ -41,6 +42,8 @@ def case_view(row: RowMapping) -> dict[str, Any]:
         "prompt_name": row["prompt_name"],
         "prompt_version": row["prompt_version"],
         "review_status": row["review_status"],
+        "draft": is_draft(row["source"], row["review_status"]),
+        "label": draft_label(row["source"], row["review_status"], row["title"]),
         "edited": bool(row["edited"]),
         "review_note": row["review_note"],
         "reviewed_by": row["reviewed_by"],

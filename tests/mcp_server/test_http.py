@@ -107,6 +107,7 @@ async def test_generate_review_export_on_the_heuristic_path_in_chinese(mcp_serve
         task = outcome["task"]
         assert task["status"] == "succeeded", task
         assert task["summary"] and "cases" in task["summary"]
+        assert "规则草稿：使用前请评审" in task["summary"]  # the rule-based path says what its cases are
         assert progress, "no progress notification arrived while waiting"
         assert all(message and message.startswith("testcase.generate") for _, message in progress)
         task_id = task["id"]
@@ -125,6 +126,7 @@ async def test_generate_review_export_on_the_heuristic_path_in_chinese(mcp_serve
             pages += 1
         assert len(ids) == len(set(ids)) == total and pages > 1
         assert any("密码" in case["title"] for case in first["items"])
+        assert all(case["draft"] and case["label"] == "规则草稿：使用前请评审" for case in first["items"])
 
         reviewed = structured(
             await client.call_tool(
