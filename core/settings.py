@@ -241,6 +241,30 @@ class McpSettings(_Strict):
     )
 
 
+class OutboundSettings(_Strict):
+    """Which hosts the server may open for a user: fetched documents, browser tests (core/outbound.py)."""
+
+    allowed_hosts: list[str] = Field(
+        default_factory=list,
+        description="hosts that may be opened: exact names or '*.example.com' patterns (sub-domains); empty: none",
+    )
+    allow_loopback: bool = Field(
+        default=False, description="allow localhost, 127.0.0.0/8 and ::1 (local test servers) without listing them"
+    )
+    allow_private: bool = Field(
+        default=False, description="allow addresses on private networks (10/8, 172.16/12, 192.168/16, fc00::/7)"
+    )
+
+    @field_validator("allowed_hosts")
+    @classmethod
+    def _hosts(cls, value: list[str]) -> list[str]:
+        cleaned = [h.strip().lower().rstrip(".") for h in value]
+        for host in cleaned:
+            if not host or any(c in host for c in "/@?# ") or "*" in host.removeprefix("*."):
+                raise ValueError(f"'{host}' is not a host or pattern; write app.example.com or *.example.com")
+        return cleaned
+
+
 class ServerSettings(_Strict):
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
@@ -325,6 +349,7 @@ class Settings(BaseSettings):
     tasks: TaskSettings = Field(default_factory=TaskSettings)
     kb: KnowledgeSettings = Field(default_factory=KnowledgeSettings)
     generation: GenerationSettings = Field(default_factory=GenerationSettings)
+    outbound: OutboundSettings = Field(default_factory=OutboundSettings)
 
     @field_validator("database_url")
     @classmethod
