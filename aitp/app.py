@@ -17,6 +17,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from agents.automation import automation_routes
+from agents.browser.routes import browser_routes
 from agents.kb import kb_routes
 from agents.platform import Platform
 from agents.tasks.routes import task_routes
@@ -95,6 +96,7 @@ def create_app(settings: Settings) -> Starlette:
             *testcase_routes(services.testcases),
             *kb_routes(services.knowledge),
             *automation_routes(services.automation),
+            *browser_routes(services.browser),
             *prompt_routes(services.prompts),
         ],
         middleware=[

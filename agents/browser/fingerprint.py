@@ -100,6 +100,8 @@ WEIGHTS: dict[str, float] = {
     "neighbours": 0.75,
 }
 
+NAME_KEPT = 0.75  # the least similarity of accessible names for an element to count as the same one
+
 
 def _similar(a: str, b: str) -> float:
     if a == b:
@@ -157,6 +159,11 @@ def best_match(
     if best_score - second < margin:
         return None, f"ambiguous: the two most similar elements score {best_score:.2f} and {second:.2f}"
     best = candidates[best_index]
+    # A different name means a different element to the user (Submit vs Cancel): that is a change of
+    # behaviour for the test to report, never something to heal over.
+    old_name, new_name = str(stored.get("name") or ""), str(best.get("name") or "")
+    if old_name and new_name and _similar(old_name, new_name) < NAME_KEPT:
+        return None, f"the most similar element's name changed from {old_name!r} to {new_name!r}; not healed"
     same = [k for k in WEIGHTS if k != "classes" and stored.get(k) and stored.get(k) == best.get(k)]
     changed = {
         k: [stored.get(k), best.get(k)] for k in ("testid", "id", "name", "text") if stored.get(k) != best.get(k)

@@ -14,6 +14,7 @@ import contextlib
 import logging
 import re
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ from playwright.async_api import BrowserContext, Download, Page
 from playwright.async_api import Error as PlaywrightError
 from playwright.async_api import TimeoutError as PlaywrightTimeout
 
+from core.errors import InvalidRequest
 from core.outbound import OutboundPolicy
 from core.settings import BrowserSettings
 
@@ -31,6 +33,7 @@ from .heal import Healer, fingerprint_of
 from .locators import Resolved, resolve
 from .metrics import BrowserMetrics
 from .pool import BrowserPool
+from .snapshot import inspect_elements, snapshot
 from .spec import TIER_RANK, Locator, Spec, Step
 from .steps import StepFailed, act, check
 from .store import BrowserStore
@@ -38,6 +41,7 @@ from .store import BrowserStore
 log = logging.getLogger("aitp.browser.runner")
 NEVER_HEALED = frozenset({"expect_visible", "expect_hidden", "expect_text", "expect_value", "expect_count"})
 NO_TARGET_CHECKS = frozenset({"expect_url", "expect_title", "expect_hidden", "expect_count"})
+SCREENSHOT_MS = 3000  # a page that never finished loading must not hold the failure report up
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
 
 
@@ -124,6 +128,35 @@ class BrowserRunner:
             "trace": trace,
         }
 
+    @contextlib.asynccontextmanager
+    async def open_page(self, url: str) -> AsyncIterator[Page]:
+        """A guarded page at ``url`` in a pooled context (for inspecting and planning); a 400 naming the refusal."""
+        guard = NetworkGuard(self.policy, self.settings.navigation_timeout_s)
+        refused = await guard.verdict(url)
+        if refused is not None:
+            raise InvalidRequest(f"{refused.message}", param="url", code=refused.code)
+        async with self.pool.lease({"service_workers": "block", "locale": "zh-CN"}) as context:
+            await guard.attach(context)
+            page = await context.new_page()
+            try:
+                await page.goto(url, timeout=self.settings.navigation_timeout_s * 1000)
+            except PlaywrightError as exc:
+                raise InvalidRequest(
+                    f"{url[:300]} did not open: {exc.message.splitlines()[0][:300]}",
+                    param="url",
+                    code="page_unavailable",
+                ) from None
+            yield page
+
+    async def inspect(self, url: str, max_elements: int) -> dict[str, Any]:
+        async with self.open_page(url) as page:
+            elements = await inspect_elements(page, max_elements)
+            return {"url": page.url, "title": await page.title(), "elements": elements}
+
+    async def snapshot(self, url: str) -> dict[str, Any]:
+        async with self.open_page(url) as page:
+            return await snapshot(page, self.settings.snapshot_elements, self.settings.snapshot_text_chars)
+
     async def _in_context(self, context: BrowserContext, state: RunState) -> tuple[list[dict[str, Any]], str]:
         await state.guard.attach(context)
         context.set_default_navigation_timeout(self.settings.navigation_timeout_s * 1000)
@@ -177,7 +210,9 @@ class BrowserRunner:
         if out["status"] == "failed" or step.screenshot or step.action == "screenshot":
             name = f"step-{index:02d}-{'failed' if out['status'] == 'failed' else 'shot'}.png"
             with contextlib.suppress(PlaywrightError):
-                await page.screenshot(path=state.run_dir / name, full_page=step.action == "screenshot")
+                await page.screenshot(
+                    path=state.run_dir / name, full_page=step.action == "screenshot", timeout=SCREENSHOT_MS
+                )
                 state.artifacts.append(name)
                 out["screenshot"] = name
         return out

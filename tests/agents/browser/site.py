@@ -38,7 +38,7 @@ PAGES: dict[str, str] = {
     + "</body></html>",
     "/late": _HEAD.format(title="Late")
     + '<div id="slot"></div><script>setTimeout(() => { document.getElementById("slot").innerHTML ='
-    + " '<button data-testid=\"late-btn\">Arrived</button>'; }, 800);</script></body></html>",
+    + " '<button data-testid=\"late-btn\">Arrived</button>'; }, 1500);</script></body></html>",
     "/zh": _HEAD.format(title="中文")
     + '<h1 data-testid="title">测试平台</h1><p data-testid="intro">浏览器测试，支持中文截图与自愈定位。</p>'
     + '<button data-testid="go">开始测试</button></body></html>',
