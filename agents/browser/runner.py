@@ -240,15 +240,18 @@ class BrowserRunner:
         out["locator"] = resolved.locator.plain()
         if resolved.matches > 1:
             out["warning"] = f"{resolved.matches} elements match; the first was used (make the locator unique)"
+        # The fingerprint is taken before the action, which may navigate away; it is stored if the step passes.
+        fingerprint = None
+        with contextlib.suppress(PlaywrightError):
+            handle = await resolved.element.element_handle(timeout=1000)
+            fingerprint = await fingerprint_of(handle) if handle is not None else None
         remaining = max(0.5, budget - (time.perf_counter() - started))
         if step.action in NEVER_HEALED:
             await check(page, step, resolved.element, state.spec, remaining)
         else:
             await act(page, step, resolved.element, state.spec, state.run_dir / "files", max(remaining, 5.0))
-        handle = await resolved.element.element_handle(timeout=500) if step.action != "expect_hidden" else None
-        if handle is not None:
-            with contextlib.suppress(PlaywrightError):
-                state.found[index] = (resolved.locator.plain(), await fingerprint_of(handle))
+        if fingerprint is not None:
+            state.found[index] = (resolved.locator.plain(), fingerprint)
 
     async def _resolve(
         self, page: Page, index: int, step: Step, state: RunState, budget: float, out: dict[str, Any]

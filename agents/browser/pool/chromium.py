@@ -104,9 +104,11 @@ class ChromiumPool:
         """Main Chromium processes under this process (Playwright's driver starts them)."""
         pids = []
         for child in psutil.Process(os.getpid()).children(recursive=True):
-            with contextlib.suppress(psutil.Error):
-                if "chrom" in child.name() and "chrom" not in (child.parent() or child).name():
-                    pids.append(child.pid)
+            with contextlib.suppress(psutil.Error):  # gone, or a zombie, while being looked at
+                parent = child.parent()
+                if "chrom" in child.name() and parent is not None and "chrom" not in parent.name():
+                    if child.status() != psutil.STATUS_ZOMBIE:  # exited, waiting for the driver to reap it
+                        pids.append(child.pid)
         return pids
 
     async def close(self) -> None:
@@ -151,7 +153,11 @@ class ChromiumPool:
             )
         cond = self._condition()
         async with cond:
-            if self._free_slot() is None and self._waiting >= self.settings.queue_size:
+            full = (
+                self._free_slot() is None
+                and len(self._browsers) + self._launching + self._closing >= self.settings.max_browsers
+            )
+            if full and self._waiting >= self.settings.queue_size:
                 self.metrics.refusals.labels("queue_full").inc()
                 raise PoolSaturated(
                     f"the browser pool is saturated: {self._waiting} runs wait for {self.settings.max_browsers} "
