@@ -106,9 +106,9 @@ class ChromiumPool:
         for child in psutil.Process(os.getpid()).children(recursive=True):
             with contextlib.suppress(psutil.Error):  # gone, or a zombie, while being looked at
                 parent = child.parent()
-                if "chrom" in child.name() and parent is not None and "chrom" not in parent.name():
-                    if child.status() != psutil.STATUS_ZOMBIE:  # exited, waiting for the driver to reap it
-                        pids.append(child.pid)
+                main = "chrom" in child.name() and parent is not None and "chrom" not in parent.name()
+                if main and child.status() != psutil.STATUS_ZOMBIE:  # a zombie exited; the driver reaps it
+                    pids.append(child.pid)
         return pids
 
     async def close(self) -> None:

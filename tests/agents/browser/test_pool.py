@@ -27,7 +27,8 @@ def pool_of(**settings: object) -> tuple[ChromiumPool, BrowserMetrics, Collector
 
 async def test_twenty_concurrent_runs_never_exceed_three_browsers(rig: Rig, site: Site, tmp_path: Path) -> None:
     pool, metrics, registry = pool_of(max_browsers=3, recycle_after_runs=4, trace=False, queue_wait_s=120)
-    runner = BrowserRunner(pool.settings, pool, OutboundPolicy(OutboundSettings(allow_loopback=True)), rig.store, metrics)
+    policy = OutboundPolicy(OutboundSettings(allow_loopback=True))
+    runner = BrowserRunner(pool.settings, pool, policy, rig.store, metrics)
     spec = parse_spec(
         {
             "base_url": site.url,
