@@ -42,6 +42,7 @@ from gateway.task_costs import TaskCosts
 from .assembly import build_kinds, build_services
 from .automation.service import AutomationService
 from .automation.store import AutomationStore
+from .browser.service import BrowserService
 from .kb.service import KnowledgeService
 from .services import AgentServices
 from .tasks.events import LocalBus
@@ -66,6 +67,7 @@ class Services:
     testcases: TestCaseService
     knowledge: KnowledgeService
     automation: AutomationService
+    browser: BrowserService
     prompts: PromptService
     budgets: BudgetService
     usage: UsageReports
@@ -143,6 +145,7 @@ class Platform:
                 agents.kb, self.settings.kb.max_upload_bytes, tasks, outbound=OutboundPolicy(self.settings.outbound)
             ),
             automation=AutomationService(AutomationStore(self.db, clock)),
+            browser=BrowserService(agents.browser, tasks),
             prompts=PromptService(core.prompts, self.identity, self.db, clock, agents.testcases.acceptance),
             budgets=BudgetService(
                 self.identity,
@@ -184,6 +187,7 @@ class Platform:
         await self.runtime.stop()
         await self.gateway.stop()
         await self.agents.kb.close()
+        await self.agents.browser.close()
         if self.redis is not None:
             await self.redis.aclose()
         await self.db.dispose()

@@ -16,6 +16,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from agents.automation import automation_routes
+from agents.browser.routes import browser_routes
 from agents.health import platform_readiness
 from agents.kb import kb_routes
 from agents.platform import Platform
@@ -83,6 +84,7 @@ def create_app(settings: Settings, *, tracing: Tracing | None = None) -> Starlet
             *testcase_routes(services.testcases),
             *kb_routes(services.knowledge),
             *automation_routes(services.automation),
+            *browser_routes(services.browser),
             *prompt_routes(services.prompts),
         ],
         middleware=[
