@@ -17,10 +17,12 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from agents.automation import automation_routes
+from agents.insights import insight_routes
 from agents.kb import kb_routes
 from agents.platform import Platform
 from agents.tasks.routes import task_routes
 from agents.testcases.routes import testcase_routes
+from aitp.console import console_routes
 from aitp.mcp_app import mount_mcp
 from core.http import InputGuardMiddleware, JSONResponse, RequestContextMiddleware, exception_handlers
 from core.identity.middleware import AuthenticationMiddleware
@@ -96,6 +98,8 @@ def create_app(settings: Settings) -> Starlette:
             *kb_routes(services.knowledge),
             *automation_routes(services.automation),
             *prompt_routes(services.prompts),
+            *insight_routes(services.monitor, services.artefacts),
+            *console_routes(),
         ],
         middleware=[
             Middleware(
