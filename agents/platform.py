@@ -43,6 +43,7 @@ from .assembly import build_kinds, build_services
 from .automation.service import AutomationService
 from .automation.store import AutomationStore
 from .browser.service import BrowserService
+from .insights import ArtefactCosts, MonitorService
 from .kb.service import KnowledgeService
 from .services import AgentServices
 from .tasks.events import LocalBus
@@ -72,6 +73,8 @@ class Services:
     budgets: BudgetService
     usage: UsageReports
     costs: TaskCosts  # what each task's model calls cost
+    artefacts: ArtefactCosts  # cost per generated case, accepted case and browser run
+    monitor: MonitorService  # gateway latency by route, the task queue, the process
     bus: LocalBus  # task events: progress for whoever waits on a task
 
     async def authenticate(self, key: str) -> Principal:
@@ -158,6 +161,8 @@ class Platform:
             ),
             usage=usage,
             costs=TaskCosts(self.db),
+            artefacts=ArtefactCosts(self.db, usage),
+            monitor=MonitorService(usage, self.runtime, core.ledger, self.settings.data_dir, clock),
             bus=self.runtime.bus,
         )
 

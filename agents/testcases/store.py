@@ -49,6 +49,7 @@ def case_view(row: RowMapping) -> dict[str, Any]:
         "reviewed_by": row["reviewed_by"],
         "reviewed_at": utc_iso(row["reviewed_at"]) if row["reviewed_at"] else None,
         "created_at": utc_iso(row["created_at"]),
+        "updated_at": utc_iso(row["updated_at"]),  # the console's drafts compare it to spot a changed case
     }
 
 
