@@ -9,7 +9,7 @@ test's fields are on its first row and each further row adds a step
 (Action / Data / Result, mapped to ``__xray_step_action`` / ``_data`` /
 ``_result``); ``Test Type`` is ``Manual``; multi-value fields use ``;``
 (``config.list.delimiter``). ``Labels`` maps to Jira's labels, ``Test Repo``
-to the test repository folder, ``Description`` to the issue description.
+to the test repository folder, ``Description`` to the Jira description.
 
 The column names stay English whatever the language (the importer maps them
 once in a saved configuration); the cells keep the cases' own language.

@@ -21,7 +21,10 @@ What this follows:
 ZenTao has no field for "drafted by a rule engine": 关键词 carries ``aitp``,
 the case id and the draft or reviewed marking. 所属模块 needs ZenTao's own
 module ids (``名称(#id)``) to land in a module; a plain name is kept as
-written. UTF-8 with a BOM (choose UTF-8 in ZenTao's import dialog).
+written. UTF-8 *without* a BOM (choose UTF-8 in ZenTao's import dialog): ZenTao
+is PHP, whose CSV reader keeps a BOM as part of the first column title, which
+would then match no field. The spreadsheet CSV (format ``csv``) is the one
+with a BOM for Excel.
 """
 
 from __future__ import annotations
@@ -72,4 +75,4 @@ def write_zentao(document: ExportDocument) -> bytes:
                 _STAGE[pick],
             ]
         )
-    return csv_bytes([column[pick] for column in _COLUMNS], rows, bom=True)
+    return csv_bytes([column[pick] for column in _COLUMNS], rows, bom=False)

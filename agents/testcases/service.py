@@ -9,6 +9,7 @@ Acceptance per prompt version feeds ``/api/prompts/{name}/stats``.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any, NamedTuple
 
@@ -170,7 +171,9 @@ class TestCaseService:
         document = ExportDocument(models, coverage(points, models), title, language, shape)
         prefix = "测试用例" if language == "zh" else "testcases"
         name = f"{prefix}-{task_id}.{found.resource_suffix}"
-        return ExportFile(found.write(document), found.media_type, name, len(models))
+        # Writing is CPU work (openpyxl takes about a second for 500 rows): off the event loop.
+        data = await asyncio.to_thread(found.write, document)
+        return ExportFile(data, found.media_type, name, len(models))
 
     async def _generation_task(self, principal: Principal, task_id: str) -> None:
         _check_generation(await self._tasks.get(check_text(task_id, "task_id"), principal.scope()))

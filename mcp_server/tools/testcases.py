@@ -7,6 +7,7 @@ from urllib.parse import urlencode
 
 from mcp.server import MCPServer
 from mcp.server.mcpserver import Context
+from mcp_types import CallToolResult, ResourceLink, TextContent
 from pydantic import Field
 
 from agents.testcases.export import EXPORTERS, FormatName
@@ -125,7 +126,7 @@ def register(server: MCPServer, platform: Platform, caller: Caller, budget_token
             Literal["pending", "accepted", "rejected", "all"] | None,
             Field(description="only cases of this review status; default: all but rejected"),
         ] = None,
-    ) -> ExportLink:
+    ) -> Annotated[CallToolResult, ExportLink]:
         """Export a finished task's cases for a test-management tool or a spreadsheet; the file is at `uri`.
 
         Every case is marked as a draft (rule-based or model, review before use) or reviewed.
@@ -138,7 +139,7 @@ def register(server: MCPServer, platform: Platform, caller: Caller, budget_token
         if not found.binary:
             text = exported.data.decode("utf-8-sig")
             preview, _ = cut(text, min(800, budget_tokens // 4), "read the resource for the rest")
-        return ExportLink(
+        link = ExportLink(
             uri=f"task://{task_id}/testcases.{found.resource_suffix}{query}",
             format=format,
             mime_type=exported.media_type,
@@ -147,6 +148,18 @@ def register(server: MCPServer, platform: Platform, caller: Caller, budget_token
             size=len(exported.data),
             cases=exported.cases,
             preview=preview,
+        )
+        # A resource_link content block, so that a client can offer the file itself, plus the structured result.
+        resource = ResourceLink(
+            uri=link.uri,
+            name=exported.filename,
+            description=f"{exported.cases} test cases, {found.description}",
+            mime_type=exported.media_type.split(";")[0],
+            size=link.size,
+        )
+        structured = link.model_dump(mode="json")
+        return CallToolResult(
+            content=[resource, TextContent(text=link.model_dump_json())], structured_content=structured
         )
 
     @server.tool(title="Generate automation")

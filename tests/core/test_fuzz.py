@@ -33,6 +33,7 @@ from pydantic import BaseModel
 from agents.kb.service import TextDocument
 from agents.tasks.service import ReviewSpec, SubmitSpec
 from agents.tasks.system import SleepInput
+from agents.testcases.routes import BulkReview
 from agents.testcases.service import ReviewBody
 from core.identity.routes import KeySpec, ProjectSpec, RevokeSpec
 from gateway.budgets.specs import BudgetSpec
@@ -202,7 +203,8 @@ ENDPOINTS = [
     Endpoint("POST", "/api/tasks/{task_id}/cancel"),
     Endpoint("POST", "/api/tasks/{task_id}/review", ReviewSpec),
     Endpoint("GET", "/api/tasks/{task_id}/events", query=("last_event_id",), headers=("last-event-id",)),
-    Endpoint("GET", "/api/tasks/{task_id}/testcases", query=("format", "status")),
+    Endpoint("GET", "/api/tasks/{task_id}/testcases", query=("format", "status", "layout", "lang")),
+    Endpoint("POST", "/api/tasks/{task_id}/testcases/review", BulkReview),
     Endpoint("GET", "/api/testcases", query=("status", "task_id", "limit", "offset")),
     Endpoint("GET", "/api/testcases/{case_id}"),
     Endpoint("POST", "/api/testcases/{case_id}/review", ReviewBody),

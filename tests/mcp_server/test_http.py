@@ -16,7 +16,7 @@ import openpyxl
 import pytest
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
-from mcp_types import BlobResourceContents, ElicitResult, TextResourceContents
+from mcp_types import BlobResourceContents, ElicitResult, ResourceLink, TextResourceContents
 
 from tests.agents.answers import LOGIN_ZH
 from tests.agents.conftest import task_config, wait_task
@@ -288,11 +288,14 @@ async def test_exports_for_tools_and_bulk_review_errors_over_mcp(mcp_server: Ser
         structured(await client.call_tool("review_test_cases", {"task_id": task_id, "accepted": ids[:1]}))
 
         # A binary export is a blob resource: the XLSX, with English headers and one row per step.
-        link = structured(
-            await client.call_tool(
-                "export_test_cases", {"task_id": task_id, "format": "xlsx", "layout": "step", "lang": "en"}
-            )
+        exported = await client.call_tool(
+            "export_test_cases", {"task_id": task_id, "format": "xlsx", "layout": "step", "lang": "en"}
         )
+        link = structured(exported)
+        # The result carries an MCP resource link to the file, beside the structured fields.
+        first = exported.content[0]
+        assert isinstance(first, ResourceLink) and str(first.uri) == link["uri"] and first.size == link["size"]
+        assert first.name == link["filename"] and first.mime_type == link["mime_type"]
         assert link["uri"] == f"task://{task_id}/testcases.xlsx?layout=step&lang=en"
         assert link["binary"] and link["preview"] == "" and link["filename"] == f"testcases-{task_id}.xlsx"
         blob = (await client.read_resource(link["uri"])).contents[0]
