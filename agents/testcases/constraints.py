@@ -95,6 +95,7 @@ class Constraint:
     polarity: Literal["allowed", "error", "condition", "threshold", "timing"]
     message: str | None = None  # validation: shown for a refused value; threshold: shown when it triggers
     effect: str = ""  # condition/threshold: what happens
+    below_message: str | None = None  # threshold: shown before it triggers ("第 4 次提示“还剩 1 次机会”")
     action: str = ""  # threshold: the words before the count ("连续输错密码")
 
     def key(self) -> tuple[object, ...]:
@@ -110,7 +111,9 @@ def find_constraints(text: str, language: str) -> list[Constraint]:
     sentence_of: list[int] = []
     thresholds: set[int] = set()
     previous_end = 0
-    for bound in find_bounds(masked):
+    bounds = find_bounds(masked)
+    lead_up: str | None = None
+    for index, bound in enumerate(bounds):
         start, end = _sentence(masked, bound)
         sentence = start
         clause = max((m.end() for m in _CLAUSE_START.finditer(masked, start, bound.start)), default=start)
@@ -121,15 +124,35 @@ def find_constraints(text: str, language: str) -> list[Constraint]:
         message = quoted_here[0] if quoted_here else None
         lim = bound.limit
         if lim.quantity == "time" or (bound.kind == "bare" and lim.quantity != "length"):
+            later = [b for b in bounds[index + 1 :] if _ordinal(masked, b) and b.start < end]
+            if _ordinal(masked, bound) and later:
+                # "第 4 次提示…，第 5 次锁定": the last count is the threshold, the earlier ones lead up to it.
+                lead_up = _quote_between(text, bound.end, later[0].start)
+                continue
             if sentence in thresholds:
                 continue  # "锁定 30 分钟" after "输错 5 次" is the effect, not a second rule
             thresholds.add(sentence)
             kind: Kind = "timing" if lim.quantity == "time" else "threshold"
             effect = _effect(text, bound, end, before)
             field = _field(before, masked, bound, language)
+            action = before.strip()
+            if action in ("", "第"):  # the subject is the sentence's opening clause: "连续输错密码时，第 5 次"
+                opening = re.split(r"[，,]", masked[start : bound.start], maxsplit=1)[0].strip()
+                action = f"{opening}，{action}" if opening and opening != action else action
+            after_quote = _quote_between(text, bound.end, end)
             found.append(
-                Constraint(kind, lim, field, kind, message, effect, action=before.strip())  # type: ignore[arg-type]
+                Constraint(
+                    kind,
+                    lim,
+                    field,
+                    kind,  # type: ignore[arg-type]
+                    message=after_quote,
+                    effect=effect,
+                    action=action,
+                    below_message=lead_up,
+                )
             )
+            lead_up = None
             sentence_of.append(sentence)
             continue
         refused = bool(_ERROR.search(after))
@@ -162,6 +185,15 @@ def merge_across(constraints: list[tuple[str, Constraint]]) -> list[tuple[list[s
         else:
             merged[key] = ([point_id], constraint)
     return list(merged.values())
+
+
+def _quote_between(text: str, start: int, end: int) -> str | None:
+    found = QUOTED.search(text, start, end)
+    return next(g for g in found.groups() if g is not None) if found else None
+
+
+def _ordinal(text: str, bound: Bound) -> bool:
+    return bound.kind == "bare" and text[max(0, bound.start - 2) : bound.start].strip().endswith("第")
 
 
 def _stated_range(bound: Bound) -> bool:

@@ -128,6 +128,8 @@ def _threshold(wr: Writer, covers: list[str], point: str, c: Constraint) -> Cand
         action = fill(w["thr_do"], {"action": c.action, "v": shown}).strip()
         if v < lim.hi:
             expected = fill(w["thr_below"], {"n": n, "effect": effect})
+            if c.below_message and v == lim.hi - lim.step:
+                expected = fill(w["thr_below_msg"], {"n": n, "effect": effect, "msg": c.below_message})
         elif v == lim.hi:
             key = "thr_at_msg" if c.message else "thr_at"
             expected = fill(w[key], {"n": n, "effect": effect, "msg": c.message or ""})
