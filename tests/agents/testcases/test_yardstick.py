@@ -1,5 +1,6 @@
 """The rule-based generator scored on hand-written requirement fixtures (tests/fixtures/requirements)."""
 
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -56,7 +57,7 @@ def test_the_scorer_catches_inverted_expectations_and_contradictions() -> None:
     right = case("购物车商品总数：上限", ("将「购物车商品总数」设为 100件", "100件", "提示“购物车最多添加 99 件商品”"))
     scored = score(fixture, points, [inverted, right])
     assert len(scored.wrong) == 2 and len(scored.contradictions) == 1
-    assert ("cart-total", 100) in scored.found and scored.messages_found == 1
+    assert ("cart-total", Decimal(100)) in scored.found and scored.messages_found == 1
     background = case("投诉降低 50%", ("将投诉率设为 50%", "50%", "满足目标"))
     assert score(fixture, points, [background]).useless  # a goal is not a requirement
 
