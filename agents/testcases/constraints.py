@@ -229,6 +229,7 @@ def _field(before: str, masked: str, bound: Bound, language: str) -> str:
         tail = noun.group(1) if noun and bound.limit.quantity == "count" and verb else ""
         return _ZH_EDGE.sub("", base + verb + tail)
     base = _EN_TAIL.sub("", _EN_LEAD.sub("", before.strip())).strip()
+    base = re.sub(r"^(?:the|a|an)\s+", "", base, flags=_I)  # "The username" and "the username" are one field
     unit = bound.limit.unit if bound.limit.quantity == "count" else ""
     if bound.limit.quantity in ("count", "number") and unit.lower() not in _SIZE_UNITS:
         phrase = " ".join(p for p in (unit, _noun_after(masked[bound.end :])) if p)
