@@ -47,11 +47,16 @@ _MAX_WORDS = (
     r"at most|up to|no more than|not more than|no greater than|not greater than|a maximum of|maximum(?: of)?|"
     r"max\.?|no larger than|not larger than|no bigger than|"
     r"(?:cannot|can't|must not|may not|should not|shall not|does not|do not|not to|never) exceed|within|"
-    r"最多|至多|不超过|不多于|不高于|不大于|小于等于|≤|<=|上限为?|最大为?|最长为?|最高为?|(?:不能|不得|不可|不应)超过|仅限|只能"
+    r"最多|至多|不超过|不多于|不高于|不大于|小于等于|≤|<=|上限为?|最大为?|最长为?|最高为?|(?:不能|不得|不可|不应)超过|仅限|只能|"
+    r"(?:不能|不得|不可|不应|不允许)(?:多于|大于|高于|超出)|"
+    r"(?:must not|cannot|can't|may not) be (?:more|greater|longer|larger) than"
 )
 _MIN_WORDS = (
     r"at least|a minimum of|minimum(?: of)?|min\.?|no less than|not less than|no fewer than|not fewer than|"
-    r"不少于|不低于|不小于|至少|最少|最低为?|最短为?|大于等于|(?<![不未])满|≥|>="
+    r"不少于|不低于|不小于|至少|最少|最低为?|最短为?|大于等于|(?<![不未])满|≥|>=|"
+    r"(?:不能|不得|不可|不应|不允许)(?:少于|低于|小于|短于)|"
+    r"(?:must not|cannot|can't|may not) be (?:less|fewer|shorter) than|"
+    r"no shorter than|not shorter than"
 )
 _GT_WORDS = (
     r"more than|greater than|longer than|larger than|bigger than|exceeds?|exceeding|over|above|"

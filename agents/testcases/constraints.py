@@ -35,6 +35,9 @@ _CONSTRAINT = re.compile(
     r"limit|range|allowed|required|can hold|can list|may save|can upload|can request|no larger",
     _I,
 )
+_TRIGGER = re.compile(r"后|时|则|达到|满|即|锁定|冻结|\b(?:after|once|when|upon|reach\w*|locked|blocked)\b", _I)
+_WHEN_AFTER = re.compile(r"\s*[\u4e00-\u9fff]{0,3}?(?:时|的时候|的话|后|则)")
+_WHEN_BEFORE = re.compile(r"\b(?:if|when|whenever|once)\b|如果|若|当", _I)
 _ERROR = re.compile(
     r"提示|报错|错误|失败|拒绝|不允许|无法|不能|不可|禁止|置灰|"
     r"\bshows?\b|\bdisplays?\b|\berror\b|\breject|not allowed|\bcannot\b|\bfails?\b|\bblock|\bwarn",
@@ -42,7 +45,8 @@ _ERROR = re.compile(
 )
 _LIMIT_WORDS = re.compile(
     r"最多|至多|不超过|不多于|不高于|不大于|上限为?|最大为?|最长为?|最高为?|(?:不能|不得|不可|不应)超过|仅限|只能|"
-    r"至少|最少|不少于|不低于|不小于|最低为?|最短为?|不满|未满|不足|满|为|是"
+    r"至少|最少|不少于|不低于|不小于|最低为?|最短为?|不满|未满|不足|满|为|是|"
+    r"(?:不能|不得|不可|不应|不允许)?(?:大于|小于|多于|少于|高于|低于|超过|超出|短于)|等于"
 )
 _ZH_EDGE = re.compile(
     r"^(?:如果|若|当|对于|在|且|或|并且|和|及)+|(?:的|为|是|必须|应该|应当|应|需要|须|需|要|在|可以|可|都|均)+$"
@@ -94,7 +98,7 @@ class Constraint:
     field: str
     polarity: Literal["allowed", "error", "condition", "threshold", "timing"]
     message: str | None = None  # validation: shown for a refused value; threshold: shown when it triggers
-    effect: str = ""  # condition/threshold: what happens
+    effect: str = ""  # condition/threshold: what happens; validation: what happens to a refused value, if not an error
     below_message: str | None = None  # threshold: shown before it triggers ("第 4 次提示“还剩 1 次机会”")
     action: str = ""  # threshold: the words before the count ("连续输错密码")
 
@@ -131,6 +135,8 @@ def find_constraints(text: str, language: str) -> list[Constraint]:
                 continue
             if sentence in thresholds:
                 continue  # "锁定 30 分钟" after "输错 5 次" is the effect, not a second rule
+            if lim.quantity != "time" and not (_ordinal(masked, bound) or _TRIGGER.search(masked, start, end)):
+                continue  # "每页显示 20 条" states a size, not something that happens at 20
             thresholds.add(sentence)
             kind: Kind = "timing" if lim.quantity == "time" else "threshold"
             effect = _effect(text, bound, end, before)
@@ -156,11 +162,17 @@ def find_constraints(text: str, language: str) -> list[Constraint]:
             sentence_of.append(sentence)
             continue
         refused = bool(_ERROR.search(after))
+        # "超过 50 个字符时截断", "if … longer than 20": a strict comparison in a condition names the other side.
+        conditional = bool(_WHEN_AFTER.match(after)) or bool(_WHEN_BEFORE.search(masked, start, bound.start))
         field = _field(before, masked, bound, language) or (
             found[-1].field if found and sentence_of[-1] == sentence else ""
         )
         if bound.kind in ("lt", "gt") and refused:
             found.append(Constraint("validation", _complement(lim), field, "error", message))
+        elif bound.kind in ("lt", "gt") and conditional:
+            # "数量大于 10 时打 95 折" is a rule that applies above 10; next to "不能超过 50 个字符",
+            # "超过 50 个字符时截断" says what happens to a refused value (see _merge).
+            found.append(Constraint("condition", lim, field, "condition", effect=_effect(text, bound, end, before)))
         elif _CONSTRAINT.search(text) or lim.quantity == "length" or refused or _stated_range(bound):
             found.append(Constraint("validation", lim, field, "allowed", message if refused else None))
         else:
@@ -277,13 +289,22 @@ def _merge(found: list[Constraint]) -> list[Constraint]:
             lo = o.limit.lo if o.limit.lo is not None else c.limit.lo
             hi = o.limit.hi if o.limit.hi is not None else c.limit.hi
             base = o.limit if o.limit.quantity != "number" else c.limit
-            out[partner] = replace(o, limit=replace(base, lo=lo, hi=hi), message=o.message or c.message)
+            if lo is not None and hi is not None and lo <= hi:
+                merged = replace(base, lo=lo, hi=hi)
+                out[partner] = replace(o, limit=merged, message=o.message or c.message, effect=o.effect or c.effect)
+                continue
+        refused = next((i for i, o in enumerate(out) if _refusal_of(o, c) or _refusal_of(c, o)), None)
+        if refused is not None:
+            o = out[refused]
+            rule, cond = (o, c) if o.kind == "validation" else (c, o)
+            out[refused] = replace(rule, effect=rule.effect or cond.effect, message=rule.message or cond.message)
             continue
         same = next((i for i, o in enumerate(out) if _same_values(o, c)), None)
         if same is not None:
             o = out[same]
             keep = c if (c.kind == "validation" and o.kind != "validation") else o
-            out[same] = replace(keep, message=o.message or c.message)
+            effect = o.effect or c.effect if keep.kind == "validation" else keep.effect
+            out[same] = replace(keep, message=o.message or c.message, effect=effect)
             continue
         out.append(c)
     return out
@@ -298,6 +319,14 @@ def _halves(a: Limit, b: Limit) -> bool:
     )
 
 
+def _refusal_of(rule: Constraint, cond: Constraint) -> bool:
+    """Whether ``cond`` describes exactly the values ``rule`` refuses ("不能超过 50" and "超过 50 时截断")."""
+    if rule.kind != "validation" or cond.kind != "condition":
+        return False
+    flipped = _complement(cond.limit)
+    return (flipped.lo, flipped.hi) == (rule.limit.lo, rule.limit.hi) and flipped is not cond.limit
+
+
 def _same_values(a: Constraint, b: Constraint) -> bool:
     return (a.limit.lo, a.limit.hi, a.limit.quantity) == (b.limit.lo, b.limit.hi, b.limit.quantity) and (
         {a.kind, b.kind} <= {"validation", "condition"}
@@ -309,4 +338,6 @@ def _norm_field(field: str) -> str:
 
 
 def value_inside(lim: Limit, value: Decimal) -> bool:
-    return (lim.lo is None or value >= lim.lo) and (lim.hi is None or value <= lim.hi)
+    """Whether ``value`` is allowed; a length or a count is never negative, whatever the text leaves open."""
+    lo = lim.lo if lim.lo is not None or lim.quantity not in ("length", "count") else Decimal(0)
+    return (lo is None or value >= lo) and (lim.hi is None or value <= lim.hi)

@@ -106,6 +106,8 @@ def _step(wr: Writer, c: Constraint, v: Decimal) -> tuple[str, str, str]:
 def _refusal(wr: Writer, c: Constraint, label: str) -> str:
     if c.message:
         return fill(wr.w["rejected_msg"], {"msg": c.message, "v": label})
+    if c.effect:  # "超过 50 个字符时截断": the requirement says what happens instead of an error
+        return fill(wr.w["rejected_effect"], {"v": label, "effect": _flat(c.effect)})
     return fill(wr.w["rejected"], {"v": label})
 
 

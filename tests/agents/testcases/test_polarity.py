@@ -111,3 +111,18 @@ def test_a_case_covers_only_the_points_it_was_built_for() -> None:
         if case.type == "boundary":
             (point,) = [p for p in split_requirement(LOGIN_ZH) if p.id == case.covers[0]]
             assert case.title.startswith(point.text[:10])
+
+
+def test_negated_comparisons_and_conditions() -> None:
+    steps = outcomes(cases_for("密码不能少于 8 位。"))  # not "less than 8 is allowed"
+    assert "被拒绝" in steps["“Abcd123”（7 位）"] and "校验通过" in steps["“Abcd1234”（8 位）"]
+    english = outcomes(cases_for("The display name must not be shorter than 2 characters.", language="en"))
+    assert "rejected" in english['"A" (1 characters)'] and "accepted" in english['"Ab" (2 characters)']
+    # What happens to a refused value, when the requirement says it: truncation, not an error.
+    cut = outcomes(cases_for("搜索关键字不能超过 50 个字符，超过 50 个字符时截断。"))
+    assert "校验通过" in cut["“Abcd1234…（共 50 个字符）”（50 位）"]
+    assert cut["“Abcd1234…（共 51 个字符）”（51 位）"] == "长度 51 位 超出范围：截断"
+    # A strict comparison in a condition is a rule that applies on its side, not a validation.
+    discount = outcomes(cases_for("购买数量大于 10 件时打 95 折。"))
+    assert discount == {"10件": "10件 不满足条件，规则不适用：打 95 折", "11件": "11件 满足条件，规则生效：打 95 折"}
+    assert outcomes(cases_for("列表每页显示 20 条商品。")) == {}  # a page size is not a threshold
