@@ -173,7 +173,7 @@ def find_constraints(text: str, language: str) -> list[Constraint]:
             # "数量大于 10 时打 95 折" is a rule that applies above 10; next to "不能超过 50 个字符",
             # "超过 50 个字符时截断" says what happens to a refused value (see _merge).
             found.append(Constraint("condition", lim, field, "condition", effect=_effect(text, bound, end, before)))
-        elif _CONSTRAINT.search(text) or lim.quantity == "length" or refused or _stated_range(bound):
+        elif refused or lim.quantity == "length" or _stated_range(bound) or _demanded(masked, bound, start, end):
             found.append(Constraint("validation", lim, field, "allowed", message if refused else None))
         else:
             found.append(Constraint("condition", lim, field, "condition", None, _effect(text, bound, end, before)))
@@ -206,6 +206,18 @@ def _quote_between(text: str, start: int, end: int) -> str | None:
 
 def _ordinal(text: str, bound: Bound) -> bool:
     return bound.kind == "bare" and text[max(0, bound.start - 2) : bound.start].strip().endswith("第")
+
+
+def _demanded(text: str, bound: Bound, start: int, end: int) -> bool:
+    """A limit word or modal in the bound's own clause.
+
+    "每个订单最多使用 1 张" is a rule; "满 200 元可使用优惠券" in the same sentence stays a condition.
+    """
+    if text[bound.start : bound.end].lstrip().startswith("满"):
+        return False
+    clause_start = max((m.end() for m in _CLAUSE_START.finditer(text, start, bound.start)), default=start)
+    clause_end = next((m.start() for m in _CLAUSE_START.finditer(text, bound.end, end)), end)
+    return bool(_CONSTRAINT.search(text, clause_start, clause_end))
 
 
 def _stated_range(bound: Bound) -> bool:
@@ -266,7 +278,7 @@ def _effect(text: str, bound: Bound, end: int, before: str) -> str:
     first_quote = QUOTED.search(rest)
     if first_quote:
         rest = _MESSAGE_CUE.sub("", rest[: first_quote.start()])
-    rest = rest.strip(" ，,。.")
+    rest = re.split(r"[，,；;]", rest.strip(" ，,。."), maxsplit=1)[0].strip()  # its own clause only
     return rest or _EN_LEAD.sub("", before.strip()).strip(" ，,")
 
 

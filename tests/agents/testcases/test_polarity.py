@@ -126,3 +126,15 @@ def test_negated_comparisons_and_conditions() -> None:
     discount = outcomes(cases_for("购买数量大于 10 件时打 95 折。"))
     assert discount == {"10件": "10件 不满足条件，规则不适用：打 95 折", "11件": "11件 满足条件，规则生效：打 95 折"}
     assert outcomes(cases_for("列表每页显示 20 条商品。")) == {}  # a page size is not a threshold
+
+
+def test_a_condition_next_to_a_limit_stays_a_condition() -> None:
+    steps = outcomes(cases_for("订单金额满 200 元可使用满减优惠券，每个订单最多使用 1 张优惠券。"))
+    assert steps["199.99元"] == "199.99元 不满足条件，规则不适用：可使用满减优惠券"
+    assert steps["200.00元"] == "200.00元 满足条件，规则生效：可使用满减优惠券"
+    assert "校验通过" in steps["1张"] and "被拒绝" in steps["2张"]
+
+
+def test_document_metadata_is_not_a_requirement_point() -> None:
+    text = "# 需求文档 V1.2\n文档作者：产品部　更新日期：2026-11-20\nVersion: 3\n1. 密码长度为 8-20 位。"
+    assert [p.text for p in split_requirement(text)] == ["密码长度为 8-20 位"]
