@@ -38,6 +38,16 @@ _CONSTRAINT = re.compile(
 _TRIGGER = re.compile(r"后|时|则|达到|满|即|锁定|冻结|\b(?:after|once|when|upon|reach\w*|locked|blocked)\b", _I)
 _WHEN_AFTER = re.compile(r"\s*[\u4e00-\u9fff]{0,3}?(?:时|的时候|的话|后|则)")
 _WHEN_BEFORE = re.compile(r"\b(?:if|when|whenever|once)\b|如果|若|当", _I)
+_UNQUOTED = re.compile(
+    r"(?:提示|显示|报错)\s*[:：]?\s*([^，。；,;.!?！？“”「」\"'\s][^，。；,;.!?！？“”「」\"']{1,39})|"
+    r"\b(?:shows?|displays?)\s+(?:the\s+)?(?:message\s+)?[:：]?\s*([A-Z][^,.;!?\"']{3,60})"
+)
+_GENERIC_MESSAGE = re.compile(
+    r"(?:错误|错误信息|错误提示|报错|异常|相应提示|提示信息|an? error(?: message)?|error|a message|an? warning)", re.I
+)
+_SAYS = re.compile(
+    r"\s*(?:并|同时|\band\s+)?(?:页面|系统|the page\s+|the app\s+)?(?:提示|显示|报错|\bshows?\b|\bdisplays?\b)", _I
+)
 _ERROR = re.compile(
     r"提示|报错|错误|失败|拒绝|不允许|无法|不能|不可|禁止|置灰|"
     r"\bshows?\b|\bdisplays?\b|\berror\b|\breject|not allowed|\bcannot\b|\bfails?\b|\bblock|\bwarn",
@@ -125,7 +135,7 @@ def find_constraints(text: str, language: str) -> list[Constraint]:
         previous_end = bound.end
         after = masked[bound.end : end]
         quoted_here = [next(g for g in m.groups() if g is not None) for m in QUOTED.finditer(text, start, end)]
-        message = quoted_here[0] if quoted_here else None
+        message = quoted_here[0] if quoted_here else _said_after(text, bound.end, end)
         lim = bound.limit
         if lim.quantity == "time" or (bound.kind == "bare" and lim.quantity != "length"):
             later = [b for b in bounds[index + 1 :] if _ordinal(masked, b) and b.start < end]
@@ -201,7 +211,18 @@ def merge_across(constraints: list[tuple[str, Constraint]]) -> list[tuple[list[s
 
 def _quote_between(text: str, start: int, end: int) -> str | None:
     found = QUOTED.search(text, start, end)
-    return next(g for g in found.groups() if g is not None) if found else None
+    if found:
+        return next(g for g in found.groups() if g is not None)
+    return _said_after(text, start, end)
+
+
+def _said_after(text: str, start: int, end: int) -> str | None:
+    """An unquoted message: "超过 99 件时提示购物车已满" → "购物车已满" (not a generic "提示错误")."""
+    said = _UNQUOTED.search(text, start, end)
+    if said is None:
+        return None
+    words = (said.group(1) or said.group(2) or "").strip()
+    return None if _GENERIC_MESSAGE.fullmatch(words) else words
 
 
 def _ordinal(text: str, bound: Bound) -> bool:
@@ -279,6 +300,7 @@ def _effect(text: str, bound: Bound, end: int, before: str) -> str:
     if first_quote:
         rest = _MESSAGE_CUE.sub("", rest[: first_quote.start()])
     rest = re.split(r"[，,；;]", rest.strip(" ，,。."), maxsplit=1)[0].strip()  # its own clause only
+    rest = _SAYS.split(rest, maxsplit=1)[0].strip()  # "锁定账号并提示账号已锁定": the message is not the effect
     return rest or _EN_LEAD.sub("", before.strip()).strip(" ，,")
 
 

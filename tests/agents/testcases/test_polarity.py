@@ -138,3 +138,14 @@ def test_a_condition_next_to_a_limit_stays_a_condition() -> None:
 def test_document_metadata_is_not_a_requirement_point() -> None:
     text = "# 需求文档 V1.2\n文档作者：产品部　更新日期：2026-11-20\nVersion: 3\n1. 密码长度为 8-20 位。"
     assert [p.text for p in split_requirement(text)] == ["密码长度为 8-20 位"]
+
+
+def test_unquoted_messages_are_quoted_and_generic_ones_are_not() -> None:
+    steps = outcomes(cases_for("购物车商品超过 99 件时提示购物车已满。"))
+    assert steps["100件"] == "提示“购物车已满”，100件 被拒绝"
+    english = outcomes(cases_for("Adding more than 99 items shows Cart is full.", language="en"))
+    assert english["100 items"] == 'Shows "Cart is full"; 100 items is rejected'
+    generic = outcomes(cases_for("密码长度为 8-20 位，否则提示错误。"))
+    assert not any("“" in expected for expected in generic.values())
+    lock = outcomes(cases_for("连续输错 5 次后锁定账号并提示账号已锁定。"))
+    assert lock["4次"] == "尚未达到 5次，不触发：锁定账号" and lock["5次"].endswith("并提示“账号已锁定”")
