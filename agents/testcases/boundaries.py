@@ -209,7 +209,14 @@ def find_bounds(text: str) -> list[Bound]:
 
 def _ranged_word(text: str, m: re.Match[str]) -> bool:
     # "between 1 and 99" / "在 1 到 99 之间" are ranges even without a unit; "2024-01" is not.
-    return bool(re.match(r"(?:between|from)\b", m.group(0), re.IGNORECASE) or "之间" in text[m.end() : m.end() + 4])
+    # "1 to 12 guests", "1 到 12 人": a worded range followed by what it counts is a range too.
+    worded = bool(re.search(r"\d\s*(?:to|到|至)\s*\d", m.group(0), re.IGNORECASE))
+    counted = bool(re.match(r"\s*[A-Za-z\u4e00-\u9fff]", text[m.end() :]))
+    return bool(
+        re.match(r"(?:between|from)\b", m.group(0), re.IGNORECASE)
+        or "之间" in text[m.end() : m.end() + 4]
+        or (worded and counted)
+    )
 
 
 def _value(m: re.Match[str], i: int) -> Decimal:

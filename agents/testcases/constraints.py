@@ -32,7 +32,8 @@ _CLAUSE_START = re.compile(r"[，,；;：:。]")
 _CONSTRAINT = re.compile(
     r"必须|应|须|需要|不能|不得|不可|只能|仅|至少|最多|不超过|不少于|不低于|不高于|之间|以内|范围|"
     r"must|should|shall|cannot|can't|only|at least|at most|up to|within|no more than|no less than|between|"
-    r"limit|range|allowed|required|can hold|can list|may save|can upload|can request|no larger",
+    r"limit|range|allowed|required|can hold|can list|may save|can upload|can request|no larger|accepts|"
+    r"最低|最高|最少|最短|最长|最大|最小|上限|下限|minimum|maximum",
     _I,
 )
 _TRIGGER = re.compile(r"后|时|则|达到|满|即|锁定|冻结|\b(?:after|once|when|upon|reach\w*|locked|blocked)\b", _I)
@@ -64,7 +65,7 @@ _ZH_EDGE = re.compile(
 _EN_LEAD = re.compile(r"^(?:(?:if|when|once|after|whenever|and|or|but|otherwise)(?:\s+|$))+", _I)
 _EN_TAIL = re.compile(
     r"(?:\s+(?:must|should|shall|can|cannot|can't|may|will|be|is|are|have|has|hold|list|contain|request|upload|"
-    r"save|get|not|of|to|than|no|at|up))+$",
+    r"save|get|not|of|to|than|no|at|up|accepts?|allows?|supports?|takes?|holds?|field))+$",
     _I,
 )
 _EN_STOP = frozenset(
@@ -155,6 +156,11 @@ def find_constraints(text: str, language: str) -> list[Constraint]:
             if action in ("", "第"):  # the subject is the sentence's opening clause: "连续输错密码时，第 5 次"
                 opening = re.split(r"[，,]", masked[start : bound.start], maxsplit=1)[0].strip()
                 action = f"{opening}，{action}" if opening and opening != action else action
+            tail = _trigger_tail(masked, bound.end, end)
+            if tail:  # "连续 3 次输错支付密码后，当日不能再转账": what is counted follows the number
+                effect = _effect(text, replace(bound, end=bound.end + len(tail)), end, before)
+                tail = re.sub(r"\s*(?:之后|以后|后|时)$", "", tail.strip())
+            action = f"{action} {{v}}{tail}".strip()
             after_quote = _quote_between(text, bound.end, end)
             found.append(
                 Constraint(
@@ -207,6 +213,13 @@ def merge_across(constraints: list[tuple[str, Constraint]]) -> list[tuple[list[s
         else:
             merged[key] = ([point_id], constraint)
     return list(merged.values())
+
+
+def _trigger_tail(text: str, start: int, end: int) -> str:
+    """The rest of the number's clause when it ends in 后/时 (the counted action), else ""."""
+    clause = re.split(r"[，,；;]", text[start:end], maxsplit=1)
+    first = clause[0]
+    return first if len(clause) > 1 and re.search(r"(?:之后|以后|后|时)\s*$", first) else ""
 
 
 def _quote_between(text: str, start: int, end: int) -> str | None:

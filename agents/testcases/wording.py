@@ -29,7 +29,7 @@ ZH: Final[Words] = {
     "rejected_effect": "{v} 超出范围：{effect}",
     "cond_meets": "{v} 满足条件，规则生效：{effect}",
     "cond_misses": "{v} 不满足条件，规则不适用：{effect}",
-    "thr_do": "{action} {v}",
+    "thr_do": "{action}",
     "thr_below": "尚未达到 {n}，不触发：{effect}",
     "thr_at": "达到 {n}，触发：{effect}",
     "thr_below_msg": "提示“{msg}”，尚未达到 {n}，不触发：{effect}",
