@@ -47,11 +47,16 @@ _MAX_WORDS = (
     r"at most|up to|no more than|not more than|no greater than|not greater than|a maximum of|maximum(?: of)?|"
     r"max\.?|no larger than|not larger than|no bigger than|"
     r"(?:cannot|can't|must not|may not|should not|shall not|does not|do not|not to|never) exceed|within|"
-    r"最多|至多|不超过|不多于|不高于|不大于|小于等于|≤|<=|上限为?|最大为?|最长为?|最高为?|(?:不能|不得|不可|不应)超过|仅限|只能"
+    r"最多|至多|不超过|不多于|不高于|不大于|小于等于|≤|<=|上限为?|最大为?|最长为?|最高为?|(?:不能|不得|不可|不应)超过|仅限|只能|"
+    r"(?:不能|不得|不可|不应|不允许)(?:多于|大于|高于|超出)|"
+    r"(?:must not|cannot|can't|may not) be (?:more|greater|longer|larger) than"
 )
 _MIN_WORDS = (
     r"at least|a minimum of|minimum(?: of)?|min\.?|no less than|not less than|no fewer than|not fewer than|"
-    r"不少于|不低于|不小于|至少|最少|最低为?|最短为?|大于等于|(?<![不未])满|≥|>="
+    r"不少于|不低于|不小于|至少|最少|最低为?|最短为?|大于等于|(?<![不未])满|≥|>=|"
+    r"(?:不能|不得|不可|不应|不允许)(?:少于|低于|小于|短于)|"
+    r"(?:must not|cannot|can't|may not) be (?:less|fewer|shorter) than|"
+    r"no shorter than|not shorter than"
 )
 _GT_WORDS = (
     r"more than|greater than|longer than|larger than|bigger than|exceeds?|exceeding|over|above|"
@@ -204,7 +209,14 @@ def find_bounds(text: str) -> list[Bound]:
 
 def _ranged_word(text: str, m: re.Match[str]) -> bool:
     # "between 1 and 99" / "在 1 到 99 之间" are ranges even without a unit; "2024-01" is not.
-    return bool(re.match(r"(?:between|from)\b", m.group(0), re.IGNORECASE) or "之间" in text[m.end() : m.end() + 4])
+    # "1 to 12 guests", "1 到 12 人": a worded range followed by what it counts is a range too.
+    worded = bool(re.search(r"\d\s*(?:to|到|至)\s*\d", m.group(0), re.IGNORECASE))
+    counted = bool(re.match(r"\s*[A-Za-z\u4e00-\u9fff]", text[m.end() :]))
+    return bool(
+        re.match(r"(?:between|from)\b", m.group(0), re.IGNORECASE)
+        or "之间" in text[m.end() : m.end() + 4]
+        or (worded and counted)
+    )
 
 
 def _value(m: re.Match[str], i: int) -> Decimal:

@@ -32,8 +32,22 @@ _CLAUSE_START = re.compile(r"[，,；;：:。]")
 _CONSTRAINT = re.compile(
     r"必须|应|须|需要|不能|不得|不可|只能|仅|至少|最多|不超过|不少于|不低于|不高于|之间|以内|范围|"
     r"must|should|shall|cannot|can't|only|at least|at most|up to|within|no more than|no less than|between|"
-    r"limit|range|allowed|required|can hold|can list|may save|can upload|can request|no larger",
+    r"limit|range|allowed|required|can hold|can list|may save|can upload|can request|no larger|accepts|"
+    r"最低|最高|最少|最短|最长|最大|最小|上限|下限|minimum|maximum",
     _I,
+)
+_TRIGGER = re.compile(r"后|时|则|达到|满|即|锁定|冻结|\b(?:after|once|when|upon|reach\w*|locked|blocked)\b", _I)
+_WHEN_AFTER = re.compile(r"\s*[\u4e00-\u9fff]{0,3}?(?:时|的时候|的话|后|则)")
+_WHEN_BEFORE = re.compile(r"\b(?:if|when|whenever|once)\b|如果|若|当", _I)
+_UNQUOTED = re.compile(
+    r"(?:提示|显示|报错)\s*[:：]?\s*([^，。；,;.!?！？“”「」\"'\s][^，。；,;.!?！？“”「」\"']{1,39})|"
+    r"\b(?:shows?|displays?)\s+(?:the\s+)?(?:message\s+)?[:：]?\s*([A-Z][^,.;!?\"']{3,60})"
+)
+_GENERIC_MESSAGE = re.compile(
+    r"(?:错误|错误信息|错误提示|报错|异常|相应提示|提示信息|an? error(?: message)?|error|a message|an? warning)", re.I
+)
+_SAYS = re.compile(
+    r"\s*(?:并|同时|\band\s+)?(?:页面|系统|the page\s+|the app\s+)?(?:提示|显示|报错|\bshows?\b|\bdisplays?\b)", _I
 )
 _ERROR = re.compile(
     r"提示|报错|错误|失败|拒绝|不允许|无法|不能|不可|禁止|置灰|"
@@ -42,7 +56,8 @@ _ERROR = re.compile(
 )
 _LIMIT_WORDS = re.compile(
     r"最多|至多|不超过|不多于|不高于|不大于|上限为?|最大为?|最长为?|最高为?|(?:不能|不得|不可|不应)超过|仅限|只能|"
-    r"至少|最少|不少于|不低于|不小于|最低为?|最短为?|不满|未满|不足|满|为|是"
+    r"至少|最少|不少于|不低于|不小于|最低为?|最短为?|不满|未满|不足|满|为|是|"
+    r"(?:不能|不得|不可|不应|不允许)?(?:大于|小于|多于|少于|高于|低于|超过|超出|短于)|等于"
 )
 _ZH_EDGE = re.compile(
     r"^(?:如果|若|当|对于|在|且|或|并且|和|及)+|(?:的|为|是|必须|应该|应当|应|需要|须|需|要|在|可以|可|都|均)+$"
@@ -50,7 +65,7 @@ _ZH_EDGE = re.compile(
 _EN_LEAD = re.compile(r"^(?:(?:if|when|once|after|whenever|and|or|but|otherwise)(?:\s+|$))+", _I)
 _EN_TAIL = re.compile(
     r"(?:\s+(?:must|should|shall|can|cannot|can't|may|will|be|is|are|have|has|hold|list|contain|request|upload|"
-    r"save|get|not|of|to|than|no|at|up))+$",
+    r"save|get|not|of|to|than|no|at|up|accepts?|allows?|supports?|takes?|holds?|field))+$",
     _I,
 )
 _EN_STOP = frozenset(
@@ -94,7 +109,8 @@ class Constraint:
     field: str
     polarity: Literal["allowed", "error", "condition", "threshold", "timing"]
     message: str | None = None  # validation: shown for a refused value; threshold: shown when it triggers
-    effect: str = ""  # condition/threshold: what happens
+    effect: str = ""  # condition/threshold: what happens; validation: what happens to a refused value, if not an error
+    below_message: str | None = None  # threshold: shown before it triggers ("第 4 次提示“还剩 1 次机会”")
     action: str = ""  # threshold: the words before the count ("连续输错密码")
 
     def key(self) -> tuple[object, ...]:
@@ -110,7 +126,9 @@ def find_constraints(text: str, language: str) -> list[Constraint]:
     sentence_of: list[int] = []
     thresholds: set[int] = set()
     previous_end = 0
-    for bound in find_bounds(masked):
+    bounds = find_bounds(masked)
+    lead_up: str | None = None
+    for index, bound in enumerate(bounds):
         start, end = _sentence(masked, bound)
         sentence = start
         clause = max((m.end() for m in _CLAUSE_START.finditer(masked, start, bound.start)), default=start)
@@ -118,27 +136,60 @@ def find_constraints(text: str, language: str) -> list[Constraint]:
         previous_end = bound.end
         after = masked[bound.end : end]
         quoted_here = [next(g for g in m.groups() if g is not None) for m in QUOTED.finditer(text, start, end)]
-        message = quoted_here[0] if quoted_here else None
+        message = quoted_here[0] if quoted_here else _said_after(text, bound.end, end)
         lim = bound.limit
         if lim.quantity == "time" or (bound.kind == "bare" and lim.quantity != "length"):
+            later = [b for b in bounds[index + 1 :] if _ordinal(masked, b) and b.start < end]
+            if _ordinal(masked, bound) and later:
+                # "第 4 次提示…，第 5 次锁定": the last count is the threshold, the earlier ones lead up to it.
+                lead_up = _quote_between(text, bound.end, later[0].start)
+                continue
             if sentence in thresholds:
                 continue  # "锁定 30 分钟" after "输错 5 次" is the effect, not a second rule
+            if lim.quantity != "time" and not (_ordinal(masked, bound) or _TRIGGER.search(masked, start, end)):
+                continue  # "每页显示 20 条" states a size, not something that happens at 20
             thresholds.add(sentence)
             kind: Kind = "timing" if lim.quantity == "time" else "threshold"
             effect = _effect(text, bound, end, before)
             field = _field(before, masked, bound, language)
+            action = before.strip()
+            if action in ("", "第"):  # the subject is the sentence's opening clause: "连续输错密码时，第 5 次"
+                opening = re.split(r"[，,]", masked[start : bound.start], maxsplit=1)[0].strip()
+                action = f"{opening}，{action}" if opening and opening != action else action
+            tail = _trigger_tail(masked, bound.end, end)
+            if tail:  # "连续 3 次输错支付密码后，当日不能再转账": what is counted follows the number
+                effect = _effect(text, replace(bound, end=bound.end + len(tail)), end, before)
+                tail = re.sub(r"\s*(?:之后|以后|后|时)$", "", tail.strip())
+            action = f"{action} {{v}}{tail}".strip()
+            after_quote = _quote_between(text, bound.end, end)
             found.append(
-                Constraint(kind, lim, field, kind, message, effect, action=before.strip())  # type: ignore[arg-type]
+                Constraint(
+                    kind,
+                    lim,
+                    field,
+                    kind,  # type: ignore[arg-type]
+                    message=after_quote,
+                    effect=effect,
+                    action=action,
+                    below_message=lead_up,
+                )
             )
+            lead_up = None
             sentence_of.append(sentence)
             continue
         refused = bool(_ERROR.search(after))
+        # "超过 50 个字符时截断", "if … longer than 20": a strict comparison in a condition names the other side.
+        conditional = bool(_WHEN_AFTER.match(after)) or bool(_WHEN_BEFORE.search(masked, start, bound.start))
         field = _field(before, masked, bound, language) or (
             found[-1].field if found and sentence_of[-1] == sentence else ""
         )
         if bound.kind in ("lt", "gt") and refused:
             found.append(Constraint("validation", _complement(lim), field, "error", message))
-        elif _CONSTRAINT.search(text) or lim.quantity == "length" or refused or _stated_range(bound):
+        elif bound.kind in ("lt", "gt") and conditional:
+            # "数量大于 10 时打 95 折" is a rule that applies above 10; next to "不能超过 50 个字符",
+            # "超过 50 个字符时截断" says what happens to a refused value (see _merge).
+            found.append(Constraint("condition", lim, field, "condition", effect=_effect(text, bound, end, before)))
+        elif refused or lim.quantity == "length" or _stated_range(bound) or _demanded(masked, bound, start, end):
             found.append(Constraint("validation", lim, field, "allowed", message if refused else None))
         else:
             found.append(Constraint("condition", lim, field, "condition", None, _effect(text, bound, end, before)))
@@ -162,6 +213,45 @@ def merge_across(constraints: list[tuple[str, Constraint]]) -> list[tuple[list[s
         else:
             merged[key] = ([point_id], constraint)
     return list(merged.values())
+
+
+def _trigger_tail(text: str, start: int, end: int) -> str:
+    """The rest of the number's clause when it ends in 后/时 (the counted action), else ""."""
+    clause = re.split(r"[，,；;]", text[start:end], maxsplit=1)
+    first = clause[0]
+    return first if len(clause) > 1 and re.search(r"(?:之后|以后|后|时)\s*$", first) else ""
+
+
+def _quote_between(text: str, start: int, end: int) -> str | None:
+    found = QUOTED.search(text, start, end)
+    if found:
+        return next(g for g in found.groups() if g is not None)
+    return _said_after(text, start, end)
+
+
+def _said_after(text: str, start: int, end: int) -> str | None:
+    """An unquoted message: "超过 99 件时提示购物车已满" → "购物车已满" (not a generic "提示错误")."""
+    said = _UNQUOTED.search(text, start, end)
+    if said is None:
+        return None
+    words = (said.group(1) or said.group(2) or "").strip()
+    return None if _GENERIC_MESSAGE.fullmatch(words) else words
+
+
+def _ordinal(text: str, bound: Bound) -> bool:
+    return bound.kind == "bare" and text[max(0, bound.start - 2) : bound.start].strip().endswith("第")
+
+
+def _demanded(text: str, bound: Bound, start: int, end: int) -> bool:
+    """A limit word or modal in the bound's own clause.
+
+    "每个订单最多使用 1 张" is a rule; "满 200 元可使用优惠券" in the same sentence stays a condition.
+    """
+    if text[bound.start : bound.end].lstrip().startswith("满"):
+        return False
+    clause_start = max((m.end() for m in _CLAUSE_START.finditer(text, start, bound.start)), default=start)
+    clause_end = next((m.start() for m in _CLAUSE_START.finditer(text, bound.end, end)), end)
+    return bool(_CONSTRAINT.search(text, clause_start, clause_end))
 
 
 def _stated_range(bound: Bound) -> bool:
@@ -197,6 +287,7 @@ def _field(before: str, masked: str, bound: Bound, language: str) -> str:
         tail = noun.group(1) if noun and bound.limit.quantity == "count" and verb else ""
         return _ZH_EDGE.sub("", base + verb + tail)
     base = _EN_TAIL.sub("", _EN_LEAD.sub("", before.strip())).strip()
+    base = re.sub(r"^(?:the|a|an)\s+", "", base, flags=_I)  # "The username" and "the username" are one field
     unit = bound.limit.unit if bound.limit.quantity == "count" else ""
     if bound.limit.quantity in ("count", "number") and unit.lower() not in _SIZE_UNITS:
         phrase = " ".join(p for p in (unit, _noun_after(masked[bound.end :])) if p)
@@ -221,7 +312,8 @@ def _effect(text: str, bound: Bound, end: int, before: str) -> str:
     first_quote = QUOTED.search(rest)
     if first_quote:
         rest = _MESSAGE_CUE.sub("", rest[: first_quote.start()])
-    rest = rest.strip(" ，,。.")
+    rest = re.split(r"[，,；;]", rest.strip(" ，,。."), maxsplit=1)[0].strip()  # its own clause only
+    rest = _SAYS.split(rest, maxsplit=1)[0].strip()  # "锁定账号并提示账号已锁定": the message is not the effect
     return rest or _EN_LEAD.sub("", before.strip()).strip(" ，,")
 
 
@@ -244,13 +336,22 @@ def _merge(found: list[Constraint]) -> list[Constraint]:
             lo = o.limit.lo if o.limit.lo is not None else c.limit.lo
             hi = o.limit.hi if o.limit.hi is not None else c.limit.hi
             base = o.limit if o.limit.quantity != "number" else c.limit
-            out[partner] = replace(o, limit=replace(base, lo=lo, hi=hi), message=o.message or c.message)
+            if lo is not None and hi is not None and lo <= hi:
+                merged = replace(base, lo=lo, hi=hi)
+                out[partner] = replace(o, limit=merged, message=o.message or c.message, effect=o.effect or c.effect)
+                continue
+        refused = next((i for i, o in enumerate(out) if _refusal_of(o, c) or _refusal_of(c, o)), None)
+        if refused is not None:
+            o = out[refused]
+            rule, cond = (o, c) if o.kind == "validation" else (c, o)
+            out[refused] = replace(rule, effect=rule.effect or cond.effect, message=rule.message or cond.message)
             continue
         same = next((i for i, o in enumerate(out) if _same_values(o, c)), None)
         if same is not None:
             o = out[same]
             keep = c if (c.kind == "validation" and o.kind != "validation") else o
-            out[same] = replace(keep, message=o.message or c.message)
+            effect = o.effect or c.effect if keep.kind == "validation" else keep.effect
+            out[same] = replace(keep, message=o.message or c.message, effect=effect)
             continue
         out.append(c)
     return out
@@ -265,6 +366,14 @@ def _halves(a: Limit, b: Limit) -> bool:
     )
 
 
+def _refusal_of(rule: Constraint, cond: Constraint) -> bool:
+    """Whether ``cond`` describes exactly the values ``rule`` refuses ("不能超过 50" and "超过 50 时截断")."""
+    if rule.kind != "validation" or cond.kind != "condition":
+        return False
+    flipped = _complement(cond.limit)
+    return (flipped.lo, flipped.hi) == (rule.limit.lo, rule.limit.hi) and flipped is not cond.limit
+
+
 def _same_values(a: Constraint, b: Constraint) -> bool:
     return (a.limit.lo, a.limit.hi, a.limit.quantity) == (b.limit.lo, b.limit.hi, b.limit.quantity) and (
         {a.kind, b.kind} <= {"validation", "condition"}
@@ -276,4 +385,6 @@ def _norm_field(field: str) -> str:
 
 
 def value_inside(lim: Limit, value: Decimal) -> bool:
-    return (lim.lo is None or value >= lim.lo) and (lim.hi is None or value <= lim.hi)
+    """Whether ``value`` is allowed; a length or a count is never negative, whatever the text leaves open."""
+    lo = lim.lo if lim.lo is not None or lim.quantity not in ("length", "count") else Decimal(0)
+    return (lo is None or value >= lo) and (lim.hi is None or value <= lim.hi)

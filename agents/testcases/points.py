@@ -82,6 +82,11 @@ _METRIC = re.compile(
     r"retention|throughput",
     re.IGNORECASE,
 )
+_METADATA = re.compile(
+    r"^(?:文档)?(?:作者|负责人|撰写人|审核人|更新日期|创建日期|修改日期|日期|版本号?|状态|编号)\s*[:：]|"
+    r"^(?:author|owner|reviewers?|version|date|last updated|updated|created|status|document id)\s*:",
+    re.IGNORECASE,
+)
 _TRAILING_MODAL = re.compile(r"\b(?:must|should|shall|can|cannot|may|will|is|are|be)$", re.IGNORECASE)
 _LEAD_IN_SUFFIX = re.compile(r"(?:如下|以下|as follows|the following)\s*$", re.IGNORECASE)
 
@@ -124,7 +129,7 @@ def _candidates(text: str, lang: str) -> list[str]:
             continue
         is_item = bool(_BULLET.match(line))
         line = _LABEL.sub("", _BULLET.sub("", line)).strip().strip("|").strip()
-        if not line or context or _CONTEXT_HEADING.match(line):
+        if not line or context or _CONTEXT_HEADING.match(line) or _METADATA.match(line):
             continue
         if line.endswith((":", "：")):
             body = _LEAD_IN_SUFFIX.sub("", line[:-1]).strip()

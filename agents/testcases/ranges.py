@@ -106,6 +106,8 @@ def _step(wr: Writer, c: Constraint, v: Decimal) -> tuple[str, str, str]:
 def _refusal(wr: Writer, c: Constraint, label: str) -> str:
     if c.message:
         return fill(wr.w["rejected_msg"], {"msg": c.message, "v": label})
+    if c.effect:  # "超过 50 个字符时截断": the requirement says what happens instead of an error
+        return fill(wr.w["rejected_effect"], {"v": label, "effect": _flat(c.effect)})
     return fill(wr.w["rejected"], {"v": label})
 
 
@@ -128,6 +130,8 @@ def _threshold(wr: Writer, covers: list[str], point: str, c: Constraint) -> Cand
         action = fill(w["thr_do"], {"action": c.action, "v": shown}).strip()
         if v < lim.hi:
             expected = fill(w["thr_below"], {"n": n, "effect": effect})
+            if c.below_message and v == lim.hi - lim.step:
+                expected = fill(w["thr_below_msg"], {"n": n, "effect": effect, "msg": c.below_message})
         elif v == lim.hi:
             key = "thr_at_msg" if c.message else "thr_at"
             expected = fill(w[key], {"n": n, "effect": effect, "msg": c.message or ""})

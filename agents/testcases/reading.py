@@ -19,8 +19,8 @@ _I = re.IGNORECASE
 QUOTED = re.compile(r"“([^”]{1,200})”|「([^」]{1,200})」|\"([^\"]{1,200})\"|(?<![A-Za-z])'([^'\n]{2,200})'(?![A-Za-z])")
 _NUMBER = re.compile(r"(?<![A-Za-z0-9_.])-?\d+(?:\.\d+)?(?![A-Za-z0-9])")
 _LENGTH = re.compile(r"(?<![\d.])(\d+)\s*(?:位|个字符|个字|字符|characters?|chars?|digits?)(?![A-Za-z])", _I)
-_CLAUSE = re.compile(r"[，。；,;！!？?\n]")
-_NEGATION = re.compile(r"未|不|没|无|非|\bnot\b|\bno\b|n't\b|\bnever\b|\bwithout\b", _I)
+_CLAUSE = re.compile(r"[，。；,;！!？?\n]|\band\b|\bbut\b|并且|而且|但是", _I)
+_NEGATION = re.compile(r"未|不|没|无|非|\bnot\b|\bno\b(?!-)|n't\b|\bnever\b|\bwithout\b", _I)  # "no-shows" is not "no"
 # Reject words that carry their own negation come first, so that "不允许" is not read as "允许".
 _WORDS = re.compile(
     r"(?P<reject>不允许|不可|不能|无法|无效|不符合|不通过|禁止|拒绝|失败|错误|超出|锁定|置灰|"

@@ -34,8 +34,10 @@ from typing import Any, Literal
 
 import yaml
 
+from agents.testcases.heuristic import rule_based_cases
+from agents.testcases.points import split_requirement
 from agents.testcases.reading import mentions, outcome, quoted, step_values
-from agents.testcases.schemas import CaseDraft, RequirementPoint
+from agents.testcases.schemas import CaseDraft, GenerationOptions, RequirementPoint
 
 Verdict = Literal["accept", "reject", "below", "triggered"]
 _SPACE = re.compile(r"\s+")
@@ -104,6 +106,13 @@ def load_fixtures(directory: Path) -> list[Fixture]:
             )
         )
     return out
+
+
+def rule_based(fixture: Fixture, max_cases: int) -> tuple[list[RequirementPoint], list[CaseDraft]]:
+    """The points and cases the rule-based path writes for ``fixture`` (what ``testcase.generate`` stores)."""
+    points = split_requirement(fixture.text, fixture.language)
+    options = GenerationOptions(language=fixture.language, max_cases=max_cases)
+    return points, rule_based_cases(points, options).cases
 
 
 def score(fixture: Fixture, points: Sequence[RequirementPoint], cases: Sequence[CaseDraft]) -> Score:

@@ -3,8 +3,8 @@ from decimal import Decimal
 import pytest
 
 from agents.testcases import CaseDraft, GenerationOptions, heuristic_cases, split_requirement
-from agents.testcases.heuristic import rule_based_cases
 from agents.testcases.boundaries import find_limits
+from agents.testcases.heuristic import rule_based_cases
 from tests.agents.testcases.requirements import CHECKOUT_EN, LOGIN_ZH
 
 
@@ -127,7 +127,9 @@ def test_priorities_put_security_and_core_rules_first() -> None:
 
 def test_no_case_is_invented_for_a_type_the_text_does_not_support() -> None:
     # No numbers: no boundary case (an "empty and 256 characters" template would test nothing stated).
-    written = rule_based_cases(split_requirement("登录成功后跳转到首页。页面显示欢迎语。"), GenerationOptions(case_types=["boundary"]))
+    written = rule_based_cases(
+        split_requirement("登录成功后跳转到首页。页面显示欢迎语。"), GenerationOptions(case_types=["boundary"])
+    )
     assert written.cases == [] and any("boundary" in note for note in written.notes)
     security = rule_based_cases(split_requirement("页面显示欢迎语。"), GenerationOptions(case_types=["security"]))
     assert security.cases == [] and any("security" in note for note in security.notes)

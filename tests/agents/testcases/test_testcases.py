@@ -256,3 +256,9 @@ async def test_echo_only_server_uses_the_heuristic(embedded: Server) -> None:
     result = task["result"]
     assert result["source"] == "heuristic" and result["fallback"]["reason"] == "echo_only"
     assert result["coverage"]["ratio"] > 0 and result["cases"]
+    # Labelled a draft, in the requirement's language, on the result and on every case.
+    assert result["draft"] is True and result["label"] == "规则草稿：使用前请评审"
+    assert all(c["draft"] and c["label"] == result["label"] for c in result["cases"])
+    assert result["notes"][0] == result["label"] and result["contradictions_removed"] == []
+    assert {c["type"] for c in result["cases"]} == {"functional", "boundary", "negative", "security"}
+    assert result["dropped"] == {}  # the default cap holds every case of this short requirement
