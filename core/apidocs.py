@@ -64,7 +64,7 @@ def _fields(schema: dict[str, Any]) -> str:
     return f"<table><tr><th>field</th><th>type</th><th>meaning</th></tr>{rows}</table>"
 
 
-def _operation(method: str, path: str, op: dict[str, Any]) -> str:
+def _operation(method: str, path: str, op: dict[str, Any], schemas: dict[str, Any]) -> str:
     parts = [
         f'<details id="{escape(op.get("operationId", ""))}"><summary><span class="m {method}">{method.upper()}</span>'
         f" <code>{escape(path)}</code> — {escape(op.get('summary', ''))}</summary>"
@@ -83,25 +83,30 @@ def _operation(method: str, path: str, op: dict[str, Any]) -> str:
         )
         parts.append(f"<table><tr><th>parameter</th><th>in</th><th>type</th><th>meaning</th></tr>{rows}</table>")
     for media, body in ((op.get("requestBody") or {}).get("content") or {}).items():
-        parts.append(f"<p>Body (<code>{escape(media)}</code>): {_type(body.get('schema') or {})}</p>")
+        schema = body.get("schema") or {}
+        parts.append(f"<p>Body (<code>{escape(media)}</code>): {_type(schema)}</p>")
+        target = schemas.get(str(schema.get("$ref", "")).rsplit("/", 1)[-1], schema)
+        parts.append(_fields(target) if target.get("properties") else "")
     for status, answer in (op.get("responses") or {}).items():
         for media, body in (answer.get("content") or {}).items():
-            parts.append(f"<p>{escape(status)} (<code>{escape(media)}</code>): {_type(body.get('schema') or {})}</p>")
+            shape = _type(body["schema"]) if body.get("schema") else "see the summary"
+            parts.append(f"<p>{escape(status)} (<code>{escape(media)}</code>): {shape}</p>")
     parts.append("</details>")
     return "".join(parts)
 
 
 def render_docs(spec: dict[str, Any]) -> str:
     info = spec.get("info") or {}
+    schemas: dict[str, Any] = (spec.get("components") or {}).get("schemas") or {}
     by_tag: dict[str, list[str]] = {}
     for path, operations in (spec.get("paths") or {}).items():
         for method, op in operations.items():
-            by_tag.setdefault((op.get("tags") or ["other"])[0], []).append(_operation(method, path, op))
+            by_tag.setdefault((op.get("tags") or ["other"])[0], []).append(_operation(method, path, op, schemas))
     sections = "".join(f"<h2>{escape(tag)}</h2>{''.join(ops)}" for tag, ops in by_tag.items())
-    schemas = "".join(
+    described = "".join(
         f'<h3 id="schema-{escape(name)}">{escape(name)}</h3>'
         f"<p>{escape(str(schema.get('description', '')))}</p>{_fields(schema)}"
-        for name, schema in sorted(((spec.get("components") or {}).get("schemas") or {}).items())
+        for name, schema in sorted(schemas.items())
     )
     return (
         "<!doctype html><html lang=en><head><meta charset=utf-8>"
@@ -109,5 +114,5 @@ def render_docs(spec: dict[str, Any]) -> str:
         f"<h1>{escape(info.get('title', 'API'))} {escape(info.get('version', ''))}</h1>"
         f"<p>{escape(info.get('description', ''))} The machine-readable document is "
         '<a href="/openapi.json">/openapi.json</a>. Send keys as <code>Authorization: Bearer sk-aitp-…</code>.</p>'
-        f"{sections}<h2>Schemas</h2>{schemas}</body></html>"
+        f"{sections}<h2>Schemas</h2>{described}</body></html>"
     )
