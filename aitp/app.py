@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import AsyncIterator
+from importlib.metadata import PackageNotFoundError, version
 
 from prometheus_client import generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
@@ -23,6 +24,7 @@ from agents.kb import kb_routes
 from agents.platform import Platform
 from agents.tasks.routes import task_routes
 from agents.testcases.routes import testcase_routes
+from aitp.api_reference import reference_routes
 from aitp.console import console_routes
 from aitp.mcp_app import mount_mcp
 from core.http import InputGuardMiddleware, JSONResponse, RequestContextMiddleware, exception_handlers
@@ -37,6 +39,13 @@ from gateway.routes import Gateway
 from gateway.routes import routes as gateway_routes
 
 log = logging.getLogger("aitp.app")
+
+
+def _version() -> str:
+    try:
+        return version("aitp")
+    except PackageNotFoundError:
+        return "0+unknown"
 
 
 def create_app(settings: Settings, *, tracing: Tracing | None = None) -> Starlette:
@@ -90,6 +99,7 @@ def create_app(settings: Settings, *, tracing: Tracing | None = None) -> Starlet
             *prompt_routes(services.prompts),
             *insight_routes(services.monitor, services.artefacts),
             *console_routes(),
+            *reference_routes(_version()),
         ],
         middleware=[
             # Outermost when on: the server span covers everything else.

@@ -137,9 +137,9 @@ def testcases_review(args: argparse.Namespace) -> int:
             accepted += rest
         else:
             rejected += rest
-    done = _call(
-        args, "POST", f"/api/tasks/{args.task_id}/testcases/review", {"accepted": accepted, "rejected": rejected}
-    )
+    # Generous: each accepted case is embedded into the knowledge base as an example for later generations.
+    body = {"accepted": accepted, "rejected": rejected}
+    done = _request(args, "POST", f"/api/tasks/{args.task_id}/testcases/review", json=body, timeout=300).json()
     if args.json:
         _print(done)
     else:

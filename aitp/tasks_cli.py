@@ -61,6 +61,11 @@ def describe(task: dict[str, Any]) -> None:
         shown = {k: v for k, v in result.items() if not isinstance(v, list | dict) and v is not None}
         for name, value in shown.items():
             out(f"{name}: {value}")
+        fallback, cover = result.get("fallback"), result.get("coverage")
+        if isinstance(fallback, dict):
+            out(f"fallback: {fallback.get('reason')} ({fallback.get('detail', '')})")
+        if isinstance(cover, dict) and isinstance(cover.get("ratio"), int | float):
+            out(f"coverage: {cover['ratio']:.0%} of {len(cover.get('points') or [])} requirement points")
 
 
 def events(args: argparse.Namespace, task_id: str) -> Iterator[dict[str, Any]]:

@@ -15,7 +15,7 @@ next (jsonschema, Jinja2, the upstream call). The reusable pieces:
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any, TypeVar, get_args
 
@@ -156,11 +156,17 @@ def _suggestion(model: type[BaseModel], loc: tuple[int | str, ...]) -> str:
     known = _known_fields(model, loc[:-1])
     if not known:
         return ""
-    close = difflib.get_close_matches(str(loc[-1]), known, n=1, cutoff=0.6)
+    close = did_you_mean(str(loc[-1]), known)
     if close:
-        return f"; did you mean '{close[0]}'?"
+        return close
     shown = sorted(known)
     return f"; known fields: {', '.join(shown[:30])}{', …' if len(shown) > 30 else ''}"
+
+
+def did_you_mean(name: str, known: Iterable[str]) -> str:
+    """ "; did you mean 'x'?" when a known name is close to ``name`` (a typo), else ""."""
+    close = difflib.get_close_matches(name, list(known), n=1, cutoff=0.6)
+    return f"; did you mean '{close[0]}'?" if close else ""
 
 
 def _known_fields(model: type[BaseModel], path: tuple[int | str, ...]) -> list[str]:

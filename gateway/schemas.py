@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validat
 from pydantic_core import PydanticCustomError
 
 from core.errors import InvalidRequest
-from core.validation import parse
+from core.validation import did_you_mean, parse
 
 Role = Literal["system", "developer", "user", "assistant", "tool", "function"]
 
@@ -207,9 +207,10 @@ def unknown_fields(request: _OpenAIRequest, known: Collection[str], where: str) 
     """400 for the first top-level field that is neither an OpenAI parameter nor a known extra."""
     for name in request.extras():
         if name not in known:
+            typo = did_you_mean(name, [*type(request).model_fields, *known])
             raise InvalidRequest(
                 f"unknown field '{name}': {where} accepts only OpenAI parameters; remove it "
-                "(a provider-specific field can be allowed per deployment with `extra_params` in aitp.yaml)",
+                f"(a provider-specific field can be allowed per deployment with `extra_params` in aitp.yaml){typo}",
                 param=name,
             )
 

@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, Field, ValidationError
 
 from core.errors import InvalidRequest
 from core.identity.principal import Principal
@@ -66,6 +66,16 @@ class Kind:
     check_submit: SubmitCheck | None = None  # (principal, input model)
 
 
+class KindInfo(BaseModel):
+    name: str = Field(description="what POST /api/tasks takes as 'kind'")
+    description: str
+    input_schema: dict[str, Any] = Field(description="JSON schema of the kind's 'input'")
+
+
+class KindList(BaseModel):
+    items: list[KindInfo]
+
+
 class KindRegistry:
     def __init__(self, kinds: list[Kind] | None = None) -> None:
         self._kinds: dict[str, Kind] = {}
@@ -81,6 +91,15 @@ class KindRegistry:
 
     def __iter__(self) -> Iterator[Kind]:
         return iter(self._kinds.values())
+
+    def describe(self) -> KindList:
+        """Every kind with the JSON schema of its input, from the model that validates it."""
+        return KindList(
+            items=[
+                KindInfo(name=k.name, description=k.description, input_schema=k.input_model.model_json_schema())
+                for k in self._kinds.values()
+            ]
+        )
 
     def get(self, name: str) -> Kind:
         kind = self._kinds.get(name)

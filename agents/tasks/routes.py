@@ -59,6 +59,9 @@ def task_routes(tasks: TaskService, authenticate: Authenticate) -> list[BaseRout
     async def stats(request: Request) -> Response:
         return JSONResponse(await tasks.stats(principal_of(request), request.query_params.get("project") or None))
 
+    async def kinds(request: Request) -> Response:
+        return JSONResponse(await tasks.kinds(principal_of(request)))
+
     async def events(request: Request) -> Response:
         principal = principal_of(request)
         # Checked before the stream starts: once it has, an error can only cut it off mid-body.
@@ -78,6 +81,7 @@ def task_routes(tasks: TaskService, authenticate: Authenticate) -> list[BaseRout
         Route("/api/tasks", submit, methods=["POST"]),
         Route("/api/tasks", list_tasks, methods=["GET"]),
         Route("/api/tasks/stats", stats, methods=["GET"]),
+        Route("/api/tasks/kinds", kinds, methods=["GET"]),  # before /api/tasks/{task_id}, which would match it
         Route("/api/tasks/{task_id}", get_task, methods=["GET"]),
         Route("/api/tasks/{task_id}/cancel", cancel, methods=["POST"]),
         Route("/api/tasks/{task_id}/review", review, methods=["POST"]),

@@ -162,6 +162,10 @@ class TaskService:
         self._enqueue(row["id"], row["kind"])
         return task_view(row)
 
+    async def kinds(self, principal: Principal) -> dict[str, Any]:
+        """``{items: [{name, description, input_schema}]}``: what ``submit`` accepts (any key may read it)."""
+        return self.runtime.kinds.describe().model_dump(mode="json")
+
     async def stats(self, principal: Principal, project: str | None = None) -> dict[str, Any]:
         return await self._store.stats(_scope(principal, project))
 

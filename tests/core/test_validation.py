@@ -128,3 +128,28 @@ def test_yaml_depth_is_checked_before_building() -> None:
         from_yaml("name: a.b\nx: " + "[" * 100_000 + "]" * 100_000 + "\n")
     with pytest.raises(InvalidRequest, match="nested deeper"):
         from_yaml("name: a.b\nx:\n" + "".join("  " * i + "- \n" for i in range(1, 200)))
+
+
+class Inner(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    module: str = ""
+
+
+class Outer(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    max_cases: int = 1
+    steps: list[Inner | str] = Field(default_factory=list)
+
+
+def test_unknown_fields_get_the_closest_known_one() -> None:
+    with pytest.raises(InvalidRequest) as typo:
+        parse(Outer, {"max_case": 2})
+    assert typo.value.param == "max_case" and "did you mean 'max_cases'?" in typo.value.message
+    with pytest.raises(InvalidRequest) as nested:
+        parse(Outer, {"steps": [{"modul": "x"}]})
+    assert "did you mean 'module'?" in nested.value.message  # found through the list and the union
+    with pytest.raises(InvalidRequest) as far:
+        parse(Outer, {"zzz": 1})
+    assert "known fields: max_cases, steps" in far.value.message

@@ -11,7 +11,7 @@ import secrets
 from typing import Any
 
 import pytest
-from openai import OpenAI
+from openai import BadRequestError, OpenAI
 
 from tests.agents.conftest import task_config
 from tests.conftest import Server, ServerFactory
@@ -103,3 +103,13 @@ async def test_echo_calls_are_recorded_but_never_charged(echo_only: Server) -> N
     status = echo_only.api("GET", f"/api/budgets/{budget.json()['id']}/status").json()["status"]
     assert status["tokens"]["used"] == 0 and status["tokens"]["reserved"] == 0, status
     assert status["usd"]["used"] == 0 and status["current_action"] == "ok", status
+
+
+def test_a_typo_in_a_chat_request_gets_did_you_mean(echo_only: Server) -> None:
+    _, key = fresh_project(echo_only)
+    client = OpenAI(base_url=echo_only.v1, api_key=key, max_retries=0)
+    with pytest.raises(BadRequestError) as info:
+        client.chat.completions.create(
+            model="auto", messages=[{"role": "user", "content": "hi"}], extra_body={"max_token": 5}
+        )
+    assert "unknown field 'max_token'" in info.value.message and "did you mean 'max_tokens'?" in info.value.message
