@@ -217,6 +217,10 @@ class Spec(BaseModel):
                 text = text.replace(value, "***")
         return text
 
+    def stored(self) -> dict[str, Any]:
+        """The spec as it is stored and exported: what was given, without defaults."""
+        return self.model_dump(mode="json", exclude_none=True, exclude_defaults=True)
+
     def public(self) -> dict[str, Any]:
         """The spec as a result shows it: secrets' values masked."""
         data = self.model_dump(mode="json", exclude_defaults=False)
