@@ -203,3 +203,24 @@ async def test_mcp_tools(served: Server, site: Site) -> None:
     async with connect(served, other) as stranger:
         refused = await stranger.call_tool("get_browser_results", {"task_id": out["task"]["id"]})
         assert "task_not_found" in tool_error(refused)
+
+
+async def test_model_heals_when_no_fingerprint_exists(served: Server, site: Site, fake: FakeUpstream) -> None:
+    answer = {"locator": {"strategy": "testid", "value": "place-order"}, "confidence": 0.9, "reason": "同一个提交按钮"}
+    for model in ("qwen-plus", "qwen-turbo"):
+        fake.set_default(model, Reply(content=json.dumps(answer, ensure_ascii=False)))
+    key = served.new_key(f"b-{secrets.token_hex(4)}")
+    spec = {**order_spec(site, "/v2/order"), "name": f"never passed {secrets.token_hex(3)}"}
+    result = (await run_and_wait(served, key, {"spec": spec}))["result"]
+    assert result["status"] == "passed" and result["healed_steps"] == 1, result["runs"][0]["steps"]
+    heal = result["runs"][0]["heals"][0]
+    assert heal["new_locator"] == {"testid": "place-order"} and heal["source"] == "model"
+    assert heal["evidence"]["reason"] == "同一个提交按钮" and heal["confidence"] == 0.9
+    # A model answer that finds nothing is refused: the step fails rather than passing on a guess.
+    wrong = {"locator": {"strategy": "testid", "value": "no-such"}, "confidence": 0.99, "reason": "guess"}
+    for model in ("qwen-plus", "qwen-turbo"):
+        fake.set_default(model, Reply(content=json.dumps(wrong)))
+    other = {**spec, "name": f"never passed {secrets.token_hex(3)}"}
+    failed = (await run_and_wait(served, key, {"spec": other}))["result"]
+    step = failed["runs"][0]["steps"][2]
+    assert step["status"] == "failed" and "finds 0 elements" in step["error"]["message"]
