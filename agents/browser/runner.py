@@ -238,6 +238,7 @@ class BrowserRunner:
         resolved = await self._resolve(page, index, step, state, budget, out)
         out["tier"] = resolved.tier
         out["locator"] = resolved.locator.plain()
+        out["resolve_ms"] = round(resolved.seconds * 1000)
         if resolved.matches > 1:
             out["warning"] = f"{resolved.matches} elements match; the first was used (make the locator unique)"
         # The fingerprint is taken before the action, which may navigate away; it is stored if the step passes.
