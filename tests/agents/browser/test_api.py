@@ -224,3 +224,20 @@ async def test_model_heals_when_no_fingerprint_exists(served: Server, site: Site
     failed = (await run_and_wait(served, key, {"spec": other}))["result"]
     step = failed["runs"][0]["steps"][2]
     assert step["status"] == "failed" and "finds 0 elements" in step["error"]["message"]
+
+
+async def test_a_suite_gives_one_junit_report(served: Server, site: Site) -> None:
+    key = served.new_key(f"b-{secrets.token_hex(4)}")
+    good = {"name": "中文页面", "base_url": site.url, "steps": [{"action": "goto", "url": "/zh"}]}
+    bad = {**order_spec(site, "/v3/order"), "name": "changed order"}
+    result = await run_and_wait(served, key, {"specs": [good, bad]})
+    assert result["result"]["status"] == "failed"
+    assert [r["status"] for r in result["result"]["runs"]] == ["passed", "failed"]
+    assert "s02/step-03-failed.png" in result["result"]["runs"][1]["artifacts"]
+    task_id = result["task"]["id"]
+    shot = api(served, key, "GET", f"/api/tasks/{task_id}/artifacts/s02/step-03-failed.png", 200)
+    assert shot.headers["content-type"] == "image/png"
+    suite = fromstring(api(served, key, "GET", f"/api/tasks/{task_id}/artifacts/junit.xml", 200).content)
+    assert suite.get("tests") == "2" and suite.get("failures") == "1"
+    failure = suite.findall("testcase")[1].find("failure")
+    assert failure is not None and "step 3 (expect_text)" in failure.get("message", "")
