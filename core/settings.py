@@ -268,14 +268,10 @@ class OutboundSettings(_Strict):
 class BrowserSettings(_Strict):
     """The browser runner: its pool of Chromium processes, locator budgets and self-healing."""
 
-    executable_path: Path = Field(
-        default=Path("/usr/bin/chromium"), description="the Chromium binary Playwright drives"
-    )
+    executable_path: Path = Field(default=Path("/usr/bin/chromium"), description="the Chromium Playwright drives")
     max_browsers: int = Field(default=5, ge=1, le=64, description="hard cap on browser processes per worker process")
     contexts_per_browser: int = Field(default=1, ge=1, le=16, description="runs one browser serves at once")
-    recycle_after_runs: int = Field(
-        default=50, ge=1, description="a browser is closed and replaced after this many runs"
-    )
+    recycle_after_runs: int = Field(default=50, ge=1, description="a browser is replaced after this many runs")
     queue_size: int = Field(default=100, ge=0, description="runs that may wait for a browser; past it: saturated")
     queue_wait_s: float = Field(default=60.0, gt=0, description="longest a run waits for a browser")
     min_free_memory_mb: int = Field(default=300, ge=0, description="no new browser starts below this available memory")

@@ -10,12 +10,14 @@ from . import resources
 from .caller import Caller
 from .platform import Platform
 from .subscriptions import TaskWatch
-from .tools import budget, knowledge, prompts, tasks, testcases
+from .tools import browser, budget, knowledge, prompts, tasks, testcases
 
 INSTRUCTIONS = """\
 aitp turns requirements into reviewed test cases and automation, for software-testing teams.
 Typical flow: add_knowledge (optional) -> generate_test_cases (pass wait_seconds to wait) ->
 get_test_cases -> review_test_cases -> export_test_cases; generate_automation -> review_task.
+Browser tests: inspect_page (elements with their best locators) -> run_browser_test (a spec, or a
+description and a URL) -> get_browser_results (steps, tiers, heals, screenshot links) -> export_browser_test.
 Long tools return a task at once; get_task_status tells its state and what to do next.
 Results are paged to fit your context: pass next_cursor back to get the next page.
 """
@@ -34,5 +36,6 @@ def build_server(platform: Platform, settings: McpSettings, caller: Caller) -> t
     knowledge.register(server, platform, caller, budget_tokens)
     prompts.register(server, platform, caller)
     budget.register(server, platform, caller)
+    browser.register(server, platform, caller, budget_tokens, settings.max_wait_s)
     resources.register(server, platform, caller)
     return server, watch

@@ -41,6 +41,7 @@ def browser_routes(browser: BrowserService) -> list[BaseRoute]:
         return FileResponse(
             path,
             media_type=media,
+            filename=path.name,
             content_disposition_type=disposition,
             headers={"X-Content-Type-Options": "nosniff", "Content-Security-Policy": "sandbox"},
         )

@@ -28,8 +28,9 @@ from core.errors import InvalidRequest
 from core.outbound import OutboundPolicy
 from core.settings import BrowserSettings
 
+from .fingerprint import DESCRIBE_JS
 from .guard import NetworkGuard
-from .heal import Healer, fingerprint_of
+from .heal import Healer
 from .locators import Resolved, resolve
 from .metrics import BrowserMetrics
 from .pool import BrowserPool
@@ -123,7 +124,9 @@ class BrowserRunner:
             "queue_wait_ms": round(waited * 1000),
             "steps": steps,
             "heals": [{"step": s["index"], **s["heal"]} for s in steps if s.get("heal")],
-            "blocked_requests": state.guard.blocked,
+            "blocked_requests": [
+                {**b, "url": spec.mask(b["url"]), "message": spec.mask(b["message"])} for b in state.guard.blocked
+            ],
             "artifacts": sorted(state.artifacts),
             "trace": trace,
         }
@@ -238,13 +241,13 @@ class BrowserRunner:
         resolved = await self._resolve(page, index, step, state, budget, out)
         out["tier"] = resolved.tier
         out["locator"] = resolved.locator.plain()
+        out["resolve_ms"] = round(resolved.seconds * 1000)
         if resolved.matches > 1:
             out["warning"] = f"{resolved.matches} elements match; the first was used (make the locator unique)"
         # The fingerprint is taken before the action, which may navigate away; it is stored if the step passes.
-        fingerprint = None
+        fingerprint: dict[str, Any] | None = None
         with contextlib.suppress(PlaywrightError):
-            handle = await resolved.element.element_handle(timeout=1000)
-            fingerprint = await fingerprint_of(handle) if handle is not None else None
+            fingerprint = await resolved.element.evaluate(DESCRIBE_JS, timeout=1000)
         remaining = max(0.5, budget - (time.perf_counter() - started))
         if step.action in NEVER_HEALED:
             await check(page, step, resolved.element, state.spec, remaining)

@@ -107,7 +107,7 @@ class BrowserService:
     async def create_spec(self, principal: Principal, data: dict[str, Any]) -> dict[str, Any]:
         principal.require_role("member", WRITER)
         spec = parse_spec(parse(SpecBody, data).spec)
-        return await self.agent.store.create_spec(principal.project_id, spec.name, spec.model_dump(mode="json"))
+        return await self.agent.store.create_spec(principal.project_id, spec.name, spec.stored())
 
     async def list_specs(self, principal: Principal, limit: int = 50, offset: int = 0) -> dict[str, Any]:
         check_int(limit, "limit", 1, MAX_PAGE)
@@ -123,7 +123,7 @@ class BrowserService:
     async def replace_spec(self, principal: Principal, spec_id: str, data: dict[str, Any]) -> dict[str, Any]:
         principal.require_role("member", WRITER)
         spec = parse_spec(parse(SpecBody, data).spec)
-        return await self.agent.store.replace_spec(spec_id, principal.scope(), spec.name, spec.model_dump(mode="json"))
+        return await self.agent.store.replace_spec(spec_id, principal.scope(), spec.name, spec.stored())
 
     async def delete_spec(self, principal: Principal, spec_id: str) -> None:
         principal.require_role("member", WRITER)
@@ -151,7 +151,7 @@ class BrowserService:
                 raise InvalidRequest(f"steps: the spec has {len(steps)} steps, there is no step {index}", param="steps")
             steps[index]["target"] = target
         spec = parse_spec({**body, "steps": steps})
-        return await self.agent.store.replace_spec(spec_id, principal.scope(), spec.name, spec.model_dump(mode="json"))
+        return await self.agent.store.replace_spec(spec_id, principal.scope(), spec.name, spec.stored())
 
     async def export(self, principal: Principal, spec_id: str, format: str) -> tuple[str, str]:
         """``(file text, file name)`` of a stored spec as a standalone test."""

@@ -62,7 +62,7 @@ NEEDS_TARGET = frozenset(
     | {"expect_visible", "expect_hidden", "expect_text", "expect_value", "expect_count"}
 )
 NEEDS_VALUE = frozenset({"fill", "select", "press", "upload", "expect_text", "expect_value", "expect_url"})
-_REFERENCE = re.compile(r"\{\{\s*([A-Za-z_][\w]*)\s*\}\}")
+_REFERENCE = re.compile(r"\{\{\s*([A-Za-z_][\w.]*)\s*\}\}")
 MAX_SPEC_BYTES = 512 * 1024
 
 
@@ -217,11 +217,24 @@ class Spec(BaseModel):
                 text = text.replace(value, "***")
         return text
 
+    def stored(self) -> dict[str, Any]:
+        """The spec as it is stored and exported: what was given, without defaults."""
+        return self.model_dump(mode="json", exclude_none=True, exclude_defaults=True)
+
     def public(self) -> dict[str, Any]:
         """The spec as a result shows it: secrets' values masked."""
         data = self.model_dump(mode="json", exclude_defaults=False)
         data["secrets"] = dict.fromkeys(self.secrets, "***")
         return data
+
+
+def from_automation(body: dict[str, Any]) -> dict[str, Any]:
+    """An ``automation.generate`` browser body as a spec: its ``data`` become ``data.<name>`` variables."""
+    out = {k: v for k, v in body.items() if k not in ("kind", "data")}
+    data = body.get("data") or {}
+    if isinstance(data, dict):
+        out["variables"] = {**{f"data.{k}": str(v) for k, v in data.items()}, **(out.get("variables") or {})}
+    return out
 
 
 def parse_spec(data: Any) -> Spec:
@@ -236,6 +249,8 @@ def parse_spec(data: Any) -> Spec:
             raise InvalidRequest(f"the spec is neither valid JSON nor YAML: {exc}", param="spec") from None
     if not isinstance(data, dict):
         raise InvalidRequest("the spec must be a mapping with steps (YAML or JSON)", param="spec")
+    if data.get("kind") == "browser":
+        data = from_automation(data)
     try:
         return Spec.model_validate(data)
     except ValidationError as exc:

@@ -90,6 +90,7 @@ def run_worker(settings: Settings, *, threads: int, queues: set[str] | None, met
     run(runtime.stop())
     run(core.stop())
     run(services.kb.close())
+    run(services.browser.close())
     run(redis_async.aclose())
     run(engine.dispose())
     loop.call_soon_threadsafe(loop.stop)

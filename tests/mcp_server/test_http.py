@@ -38,6 +38,10 @@ TOOLS = {
     "list_prompts",
     "render_prompt",
     "get_budget_status",
+    "run_browser_test",
+    "get_browser_results",
+    "inspect_page",
+    "export_browser_test",
 }
 MODES = ["legacy", "2026-07-28"]
 

@@ -49,7 +49,8 @@ async def rig(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Rig]:
     tmp = tmp_path_factory.mktemp("browser")
     engine = create_engine(f"sqlite+aiosqlite:///{tmp / 'aitp.db'}")
     await migrate(engine)
-    settings = BrowserSettings(max_browsers=2, navigation_timeout_s=3, step_budget_s=2)
+    # No traces here (they slow every run); the API tests check the trace of a run.
+    settings = BrowserSettings(max_browsers=2, navigation_timeout_s=3, step_budget_s=2, trace=False)
     registry = CollectorRegistry()
     metrics = BrowserMetrics(registry)
     pool = ChromiumPool(settings, metrics)
