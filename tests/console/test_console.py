@@ -333,3 +333,26 @@ def test_prompt_canary_for_the_server_admin(console: Console, seeded: Seeded) ->
     page.wait_for_selector("#p-uncanary", state="detached")
     assert not [label for label in seeded.api("/api/prompts/testcase.generate")["labels"] if label["label"] == "canary"]
     assert console.unexpected_errors() == []
+
+
+def test_interrupted_upload_is_kept_and_sent_again(console: Console, seeded: Seeded) -> None:
+    page = console.page
+    console.sign_in(seeded.member, "workspace")
+    # The network fails mid-upload: the document stays in IndexedDB, and a reload offers to send it again.
+    page.route(
+        "**/api/kb/documents", lambda route: route.abort() if route.request.method == "POST" else route.continue_()
+    )
+    page.fill("#kb-text", "Refunds are issued within 14 days of a return being received.")
+    page.fill("#kb-source", "refunds.md")
+    page.click("#kb-add")
+    page.wait_for_selector("#kb-pending [data-upload]")
+    page.unroute("**/api/kb/documents")
+    page.reload()
+    console.wait("workspace")
+    console.wait_text("#kb-pending", "refunds.md")
+    page.click("#kb-pending [data-upload] button")
+    page.wait_for_selector("#kb-pending [data-upload]", state="detached", timeout=60000)
+    console.wait_text("#kb-docs", "refunds.md")
+    sources = [d["source"] for d in seeded.api("/api/kb/documents", as_key=seeded.member)["items"]]
+    assert "refunds.md" in sources
+    assert console.unexpected_errors(http=True) == []
