@@ -120,6 +120,10 @@ def test_server_admin_picks_a_project(console: Console, seeded: Seeded) -> None:
     console.sign_in(seeded.server.admin_key)
     everything = seeded.api("/api/usage", **{"from": utc_today()})
     assert console.card("requests") == everything["totals"]["requests"]
+    # "All projects" is live for every project: a task of another project appears without a reload.
+    page.wait_for_function("() => document.getElementById('live-state').textContent === 'live'")
+    task = seeded.server.api("POST", "/api/tasks", key=seeded.other, json={"kind": "system.sleep", "input": {}}).json()
+    page.wait_for_selector(f'#recent tr[data-task="{task["id"]}"]', timeout=15000)
     page.select_option("#project", OTHER)
     console.wait("overview")
     page.wait_for_function(f"() => document.querySelector('#project').value === '{OTHER}'")
@@ -275,6 +279,16 @@ def test_tasks_review_queue_and_event_log(console: Console, seeded: Seeded) -> N
         time.sleep(0.1)
     page.wait_for_function("() => document.getElementById('event-log').textContent.includes('task_succeeded')")
     console.screenshot("member-task-detail")
+    # A task that failed shows its error with the hint.
+    failing = seeded.server.api("POST", "/api/tasks", key=seeded.member,
+                                json={"kind": "system.sleep", "input": {"fail_times": 10}}).json()  # fmt: skip
+    deadline = time.monotonic() + 30
+    while (task := seeded.api(f"/api/tasks/{failing['id']}", as_key=seeded.member))["status"] != "failed":
+        assert time.monotonic() < deadline, task
+        time.sleep(0.2)
+    console.go("tasks", f"id={failing['id']}")
+    console.wait_text("#task-error", task["error"]["hint"])
+    assert task["error"]["message"] in page.inner_text("#task-error")
     assert console.unexpected_errors() == []
 
 

@@ -88,7 +88,7 @@ function setProject(ctx, project) {
   // Work in progress of the server admin key across "all projects" lives under its own project.
   ctx.store = new WorkStore(project || ctx.me.project, ctx.me.key_id);
   if (ctx.live) ctx.live.close();
-  ctx.live = new Live(ctx.api.key, ctx.me.root ? project || ctx.me.project : null);
+  ctx.live = new Live(ctx.api.key, ctx.me.root ? project || '*' : null); // '*': every project
   if (ctx.me.root) sessionStorage.setItem(PROJECT, project);
 }
 
