@@ -40,6 +40,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("aitp.agents.stream")
 
+ALL_PROJECTS = "*"  # ?project=* on /api/ws, for the server admin key
 KEY_REFUSED = 4401  # WebSocket close code: the key was revoked or expired (4000-4999 belong to the application)
 
 
@@ -155,6 +156,8 @@ async def event_stream(request: Request, runtime: TaskRuntime, project_id: str |
 def notifications(authenticate: Authenticate, runtime: TaskRuntime) -> Callable[[WebSocket], Awaitable[None]]:
     """``/api/ws``: pushes the caller's project's task notifications as JSON objects.
 
+    The server admin key may name a project (``?project=``), or ``*`` for all of them.
+
     Browsers cannot set headers on a WebSocket, so the key may come as ``?token=``.
     When the key is revoked or expires, the socket gets ``{"type": "error",
     "error": {...}}`` and closes with code 4401.
@@ -170,8 +173,9 @@ def notifications(authenticate: Authenticate, runtime: TaskRuntime) -> Callable[
             runtime.settings.stream_key_recheck_s,
             runtime.clock,
         )
-        project = websocket.query_params.get("project") if principal.root else None
-        project = project or principal.project_id
+        project: str | None = websocket.query_params.get("project") if principal.root else None
+        # The server admin key may watch every project at once (the console's "all projects").
+        project = None if project == ALL_PROJECTS else project or principal.project_id
         await websocket.accept()
         with runtime.bus.subscribe(project) as sub:
             listener = asyncio.create_task(_until_closed(websocket))

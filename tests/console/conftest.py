@@ -35,6 +35,7 @@ FLAGS = [
     "--disable-quic",
 ]
 ARTIFACTS = Path(os.environ.get("AITP_TEST_ARTIFACTS", Path(__file__).resolve().parents[2] / "test-artifacts"))
+AXE = Path(__file__).parent / "vendor" / "axe.min.js"  # axe-core, vendored: see README "Console"
 PROJECT = "console-a"
 OTHER = "console-b"
 
@@ -161,8 +162,10 @@ class Console:
         self.page.wait_for_selector(f'main[data-ready="{view}"] section[data-view="{view}"]', timeout=15000)
 
     def go(self, view: str, query: str = "") -> None:
-        self.page.evaluate("document.getElementById('main').removeAttribute('data-ready')")
-        self.page.evaluate(f"location.hash = '#/{view}{'?' + query if query else ''}'")
+        target = f"#/{view}{'?' + query if query else ''}"
+        if self.page.evaluate("location.hash") != target:
+            self.page.evaluate("document.getElementById('main').removeAttribute('data-ready')")
+            self.page.evaluate(f"location.hash = '{target}'")
         self.wait(view)
 
     def sign_in(self, key: str, view: str = "overview") -> None:
@@ -170,6 +173,33 @@ class Console:
         self.page.fill("#key", key)
         self.page.click("#signin")
         self.wait(view)
+
+    def wait_text(self, selector: str, text: str, timeout: float = 15000) -> None:
+        """Until the element's text contains ``text`` (a function, not a string: the page's CSP forbids eval)."""
+        self.page.wait_for_function(
+            "([sel, text]) => (document.querySelector(sel)?.textContent || '').includes(text)",
+            arg=[selector, text],
+            timeout=timeout,
+        )
+
+    def unexpected_errors(self, http: bool = False) -> list[str]:
+        """Console errors; with ``http``, the browser's own log lines for refused requests are expected."""
+        return [e for e in self.errors if not (http and e.startswith("Failed to load resource"))]
+
+    def card(self, name: str) -> float | None:
+        raw = self.page.get_attribute(f'[data-card="{name}"] .value', "data-value")
+        return None if raw is None else float(raw)
+
+    def axe(self) -> list[str]:
+        """Serious and critical accessibility violations axe-core finds on the page as it is."""
+        if not self.page.evaluate("typeof window.axe !== 'undefined'"):
+            self.page.evaluate(AXE.read_text())
+        found: list[str] = self.page.evaluate(
+            """async () => (await axe.run(document, { resultTypes: ['violations'] })).violations
+                .filter((v) => v.impact === 'serious' || v.impact === 'critical')
+                .map((v) => `${v.id}: ${v.nodes.slice(0, 3).map((n) => n.target.join(' ')).join(' | ')}`)"""
+        )
+        return found
 
     def screenshot(self, name: str) -> Path:
         ARTIFACTS.mkdir(parents=True, exist_ok=True)

@@ -25,6 +25,10 @@ export function stackedBars({ labels, series, fmtY, fmtX, title }) {
   }
   const step = plotW / Math.max(labels.length, 1);
   const barW = Math.max(1, step * 0.8);
+  if (labels.length > DENSE) {
+    dense(svg, { labels, series, max, step, barW, L, T, plotH });
+    return axisLabels(svg, labels, fmtX, { L, H, step });
+  }
   labels.forEach((label, i) => {
     let y = T + plotH;
     series.forEach((line, s) => {
@@ -39,6 +43,28 @@ export function stackedBars({ labels, series, fmtY, fmtX, title }) {
       svg.append(rect);
     });
   });
+  return axisLabels(svg, labels, fmtX, { L, H, step });
+}
+
+// Past this many bars, each series is one path (no per-bar tooltip): thousands of elements would cost seconds.
+const DENSE = 400;
+
+function dense(svg, { labels, series, max, step, barW, L, T, plotH }) {
+  const base = labels.map(() => T + plotH);
+  series.forEach((line, s) => {
+    let d = '';
+    labels.forEach((_, i) => {
+      const v = line.values[i] || 0;
+      if (v <= 0) return;
+      const hgt = (v / max) * plotH;
+      base[i] -= hgt;
+      d += `M${(L + i * step + (step - barW) / 2).toFixed(2)} ${base[i].toFixed(2)}h${barW.toFixed(2)}v${hgt.toFixed(2)}h${(-barW).toFixed(2)}z`;
+    });
+    if (d) svg.append(el('path', { d, fill: COLOURS[s % COLOURS.length] }));
+  });
+}
+
+function axisLabels(svg, labels, fmtX, { L, H, step }) {
   const every = Math.ceil(labels.length / 8);
   labels.forEach((label, i) => {
     if (i % every) return;

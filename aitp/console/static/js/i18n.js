@@ -64,17 +64,24 @@ class Formats {
     return `${this.nf('b', { maximumFractionDigits: 1 }).format(v)} ${units[u]}`;
   }
 
+  // Formatters are built once per language: constructing one costs far more than formatting with it.
+  df(key, options) {
+    const id = `${this.i18n.locale}|${key}`;
+    if (!this.cache.has(id)) this.cache.set(id, new Intl.DateTimeFormat(this.i18n.locale, options));
+    return this.cache.get(id);
+  }
+
   time(iso) {
     if (!iso) return '—';
-    return new Date(iso).toLocaleString(this.i18n.locale, {
+    return this.df('time', {
       year: 'numeric', month: '2-digit', day: '2-digit', hour: '2-digit', minute: '2-digit', timeZoneName: 'short',
-    });
+    }).format(new Date(iso));
   }
 
   // A bucket label: '2026-12-07' (a UTC day) or '2026-12-07T16:00:00Z' (an hour, shown in local time).
   bucket(label) {
-    if (label.length === 10) return new Date(`${label}T00:00:00Z`).toLocaleDateString(this.i18n.locale, { month: 'short', day: 'numeric', timeZone: 'UTC' });
-    return new Date(label).toLocaleString(this.i18n.locale, { month: 'numeric', day: 'numeric', hour: '2-digit', minute: '2-digit' });
+    if (label.length === 10) return this.df('day', { month: 'short', day: 'numeric', timeZone: 'UTC' }).format(new Date(`${label}T00:00:00Z`));
+    return this.df('hour', { month: 'numeric', day: 'numeric', hour: '2-digit', minute: '2-digit' }).format(new Date(label));
   }
 
   zone() {

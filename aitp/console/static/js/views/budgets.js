@@ -57,7 +57,7 @@ export async function render(ctx, root) {
     { label: t('budget.name'), value: (a) => (overview.items.find((b) => b.id === a.budget_id) || {}).name || a.budget_id },
     { label: t('alert.threshold'), num: true, value: (a) => fmt.pct(a.threshold, 0) },
     { label: t('alert.used'), num: true, value: (a) => `${amount(a.unit, a.used)} / ${amount(a.unit, a.limit)}` },
-    { label: t('alert.window'), value: (a) => a.window },
+    { label: t('alert.window'), value: (a) => (/^\d{4}-/.test(a.window) ? fmt.time(a.window) : a.window) },
   ], alerts.items, { label: t('budget.alerts'), class: 'alerts' }) : h('p', { class: 'muted' }, t('alert.none'));
 
   mount(root, h('h1', { id: 'view-title' }, t('nav.budgets')),

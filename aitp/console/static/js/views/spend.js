@@ -35,7 +35,8 @@ export async function render(ctx, root, params) {
   ]);
 
   const current = { range: win.range, from: params.get('from'), to: params.get('to'), bucket, stack, metric, key };
-  const change = (name) => (ev) => ctx.go('spend', { ...current, [name]: ev.target.value });
+  // A new range picks its own bucket (hours for a day, days beyond).
+  const change = (name) => (ev) => ctx.go('spend', { ...current, ...(name === 'range' ? { bucket: undefined } : {}), [name]: ev.target.value });
   const select = (id, name, value, options) => h('label', {}, t(`spend.${name}`),
     h('select', { id, onchange: change(name) }, options.map(([v, label]) => h('option', { value: v, selected: v === value }, label))));
   const filters = h('div', { class: 'filters', role: 'group', 'aria-label': t('spend.filters') },
@@ -88,6 +89,7 @@ export async function render(ctx, root, params) {
   const rows = usageRows(series);
   const tableBox = h('div', { class: 'scroll', id: 'usage-table' });
   const csv = h('button', { class: 'secondary', id: 'csv', onclick: () => download(`aitp-spend-${bucket}-${stack}.csv`, toCsv(rows, bucket, stack), 'text/csv;charset=utf-8') }, t('spend.csv'));
+  root.dataset.from = series.from; // what the window resolved to, for anyone comparing with the API
   mount(root,
     h('h1', { id: 'view-title' }, t('nav.spend')), filters,
     h('p', { class: 'muted' }, t('spend.window', { from: fmt.time(series.from), to: fmt.time(series.to) }), ' ', bucket === 'day' ? t('spend.utc_days') : ''),

@@ -137,7 +137,8 @@ async function watchTask(state, id) {
     draw();
     if (task.status === 'succeeded') await reviewCases(state, task);
   };
-  if (['succeeded', 'failed', 'cancelled'].includes(task.status)) { await finish(); }
+  const ended = ['succeeded', 'failed', 'cancelled'].includes(task.status);
+  if (ended) await finish();
   ctx.api.events(id, (ev) => {
     const data = ev.data.data || {};
     if (ev.type === 'task_progress' && data.step && !seen.has(data.step)) {
@@ -145,7 +146,8 @@ async function watchTask(state, id) {
       steps.append(h('li', { dataset: { step: data.step } }, data.step));
     }
     if (typeof data.progress === 'number') { task.progress = data.progress; draw(); }
-    if (['task_succeeded', 'task_failed', 'task_cancelled'].includes(ev.type)) finish().catch(() => {});
+    // A finished task's log replays its final event too; its cases are on screen already.
+    if (!ended && ['task_succeeded', 'task_failed', 'task_cancelled'].includes(ev.type)) finish().catch(() => {});
   }, state.signal).catch(() => {});
 }
 
