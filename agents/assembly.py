@@ -19,6 +19,8 @@ from gateway.assembly import GatewayCore
 from gateway.chat import CallContext
 
 from .automation.workflow import automation_kind
+from .browser.agent import build_browser
+from .browser.task import browser_kind
 from .kb import KnowledgeBase, create_embedder
 from .kb.ingest_task import kb_ingest_kind
 from .llm import AgentLLM
@@ -52,17 +54,27 @@ def build_services(
         return await core.embeddings.embed(model, texts, ctx)
 
     kb = KnowledgeBase(settings, db, create_embedder(settings, gateway_embed), core.clock)
+    llm = AgentLLM(core.chat, core.catalog, settings.generation)
     return AgentServices(
         settings=settings,
         clock=core.clock,
         db=db,
         gateway=core,
-        llm=AgentLLM(core.chat, core.catalog, settings.generation),
+        llm=llm,
         kb=kb,
         testcases=TestCaseStore(db, core.clock),
         metrics=GenerationMetrics(registry),
+        browser=build_browser(settings, db, core.clock, llm, registry),
     )
 
 
 def build_kinds(services: AgentServices) -> KindRegistry:
-    return KindRegistry([SLEEP, testcase_kind(services), automation_kind(services), kb_ingest_kind(services.kb)])
+    return KindRegistry(
+        [
+            SLEEP,
+            testcase_kind(services),
+            automation_kind(services),
+            kb_ingest_kind(services.kb),
+            browser_kind(services.browser, services.settings.tasks.max_attempts),
+        ]
+    )

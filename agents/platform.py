@@ -26,6 +26,7 @@ from core.identity.keys import KeyStore
 from core.identity.principal import Principal
 from core.identity.projects import ProjectStore
 from core.identity.routes import Identity
+from core.outbound import OutboundPolicy
 from core.process_metrics import register_process_metrics
 from core.redis import create_redis
 from core.settings import Settings
@@ -42,6 +43,8 @@ from gateway.task_costs import TaskCosts
 from .assembly import build_kinds, build_services
 from .automation.service import AutomationService
 from .automation.store import AutomationStore
+from .browser.service import BrowserService
+from .insights import ArtefactCosts, MonitorService
 from .kb.service import KnowledgeService
 from .services import AgentServices
 from .tasks.events import LocalBus
@@ -66,10 +69,13 @@ class Services:
     testcases: TestCaseService
     knowledge: KnowledgeService
     automation: AutomationService
+    browser: BrowserService
     prompts: PromptService
     budgets: BudgetService
     usage: UsageReports
     costs: TaskCosts  # what each task's model calls cost
+    artefacts: ArtefactCosts  # cost per generated case, accepted case and browser run
+    monitor: MonitorService  # gateway latency by route, the task queue, the process
     bus: LocalBus  # task events: progress for whoever waits on a task
 
     async def authenticate(self, key: str) -> Principal:
@@ -140,8 +146,11 @@ class Platform:
             identity=self.identity,
             tasks=tasks,
             testcases=TestCaseService(agents.testcases, agents.kb, agents.metrics, self.runtime.store),
-            knowledge=KnowledgeService(agents.kb, self.settings.kb.max_upload_bytes, tasks),
+            knowledge=KnowledgeService(
+                agents.kb, self.settings.kb.max_upload_bytes, tasks, outbound=OutboundPolicy(self.settings.outbound)
+            ),
             automation=AutomationService(AutomationStore(self.db, clock)),
+            browser=BrowserService(agents.browser, tasks),
             prompts=PromptService(core.prompts, self.identity, self.db, clock, agents.testcases.acceptance),
             budgets=BudgetService(
                 self.identity,
@@ -154,6 +163,8 @@ class Platform:
             ),
             usage=usage,
             costs=TaskCosts(self.db),
+            artefacts=ArtefactCosts(self.db, usage),
+            monitor=MonitorService(usage, self.runtime, core.ledger, self.settings.data_dir, clock),
             bus=self.runtime.bus,
         )
 
@@ -183,6 +194,7 @@ class Platform:
         await self.runtime.stop()
         await self.gateway.stop()
         await self.agents.kb.close()
+        await self.agents.browser.close()
         if self.redis is not None:
             await self.redis.aclose()
         await self.db.dispose()

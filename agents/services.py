@@ -11,6 +11,7 @@ from core.settings import Settings
 from gateway.assembly import GatewayCore
 from gateway.prompts import PromptRegistry
 
+from .browser.agent import BrowserAgent
 from .kb import KnowledgeBase
 from .llm import AgentLLM
 from .testcases.metrics import GenerationMetrics
@@ -27,6 +28,7 @@ class AgentServices:
     kb: KnowledgeBase
     testcases: TestCaseStore
     metrics: GenerationMetrics
+    browser: BrowserAgent
 
     @property
     def prompts(self) -> PromptRegistry:

@@ -12,7 +12,7 @@ import argparse
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import httpx
 import orjson
@@ -29,21 +29,39 @@ def _key(args: argparse.Namespace) -> str:
     raise SystemExit(2)
 
 
-def _call(args: argparse.Namespace, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
-    url = (args.url or os.environ.get("AITP_URL") or "http://127.0.0.1:8000").rstrip("/")
+def _url(args: argparse.Namespace) -> str:
+    return str(args.url or os.environ.get("AITP_URL") or "http://127.0.0.1:8000").rstrip("/")
+
+
+def _request(args: argparse.Namespace, method: str, path: str, **kw: Any) -> httpx.Response:
+    """One call to the server; an error answer prints the server's message and exits 1."""
+    url = _url(args)
     try:
         response = httpx.request(
-            method, url + path, json=body, headers={"authorization": f"Bearer {_key(args)}"}, timeout=30
+            method, url + path, headers={"authorization": f"Bearer {_key(args)}"}, timeout=kw.pop("timeout", 30), **kw
         )
     except httpx.HTTPError as exc:
         sys.stderr.write(f"aitp: cannot reach {url} ({exc}); is `aitp serve` running?\n")
         raise SystemExit(1) from None
-    data = response.json() if response.content else {}
     if response.status_code >= 400:
-        error = data.get("error", {}) if isinstance(data, dict) else {}
-        sys.stderr.write(f"aitp: {response.status_code} {error.get('message', response.text)}\n")
-        raise SystemExit(1)
-    return data
+        _fail(response)
+    return response
+
+
+def _fail(response: httpx.Response) -> NoReturn:
+    try:
+        data = response.json()
+    except ValueError:
+        data = None
+    error = data.get("error", {}) if isinstance(data, dict) else {}
+    message = error.get("message") if isinstance(error, dict) else None
+    sys.stderr.write(f"aitp: {response.status_code} {message or response.text}\n")
+    raise SystemExit(1)
+
+
+def _call(args: argparse.Namespace, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+    response = _request(args, method, path, json=body)
+    return response.json() if response.content else {}
 
 
 def _print(data: Any) -> None:

@@ -16,11 +16,14 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from agents.automation import automation_routes
+from agents.browser.routes import browser_routes
 from agents.health import platform_readiness
+from agents.insights import insight_routes
 from agents.kb import kb_routes
 from agents.platform import Platform
 from agents.tasks.routes import task_routes
 from agents.testcases.routes import testcase_routes
+from aitp.console import console_routes
 from aitp.mcp_app import mount_mcp
 from core.http import InputGuardMiddleware, JSONResponse, RequestContextMiddleware, exception_handlers
 from core.identity.middleware import AuthenticationMiddleware
@@ -83,7 +86,10 @@ def create_app(settings: Settings, *, tracing: Tracing | None = None) -> Starlet
             *testcase_routes(services.testcases),
             *kb_routes(services.knowledge),
             *automation_routes(services.automation),
+            *browser_routes(services.browser),
             *prompt_routes(services.prompts),
+            *insight_routes(services.monitor, services.artefacts),
+            *console_routes(),
         ],
         middleware=[
             # Outermost when on: the server span covers everything else.

@@ -1,4 +1,4 @@
-"""The ``aitp`` command line: serve, version, config check."""
+"""The ``aitp`` command line: serve, worker, version, config check, and the clients of a running server."""
 
 from __future__ import annotations
 
@@ -6,19 +6,23 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
-from importlib.metadata import PackageNotFoundError, version
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
-
-from core.settings import Settings, SettingsError, config_path, load_settings
 
 from .admin_cli import add_admin_commands
 from .mcp_cli import add_mcp_command
 from .prompts_cli import add_prompt_commands
+from .qa_cli import add_qa_commands
+from .tasks_cli import add_task_commands
+
+if TYPE_CHECKING:
+    from core.settings import Settings
 
 
 def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
     try:
         return version("aitp")
     except PackageNotFoundError:
@@ -34,6 +38,9 @@ def _err(text: str) -> None:
 
 
 def _load(overrides: dict[str, Any]) -> Settings:
+    # Imported here: pydantic-settings takes most of a second to import, which every client command would pay.
+    from core.settings import SettingsError, load_settings
+
     try:
         return load_settings(**overrides)
     except SettingsError as exc:
@@ -103,6 +110,7 @@ def cmd_version(args: argparse.Namespace) -> int:
 
 
 def _summary(settings: Settings) -> dict[str, Any]:
+    from core.settings import config_path
     from gateway.catalog import build_catalog
 
     catalog = build_catalog(settings, os.environ)
@@ -122,7 +130,7 @@ def _summary(settings: Settings) -> dict[str, Any]:
 
 
 def cmd_config_check(args: argparse.Namespace) -> int:
-    settings = _load({})
+    settings = _load({"dev": True} if args.dev else {})
     summary = _summary(settings)
     if args.json:
         _out(orjson.dumps(summary, option=orjson.OPT_INDENT_2).decode())
@@ -159,11 +167,14 @@ def build_parser() -> argparse.ArgumentParser:
     add_admin_commands(sub)
     add_prompt_commands(sub)
     add_mcp_command(sub)
+    add_qa_commands(sub)
+    add_task_commands(sub)
 
     config = sub.add_parser("config", help="settings")
     config_sub = config.add_subparsers(dest="config_command", required=True)
     check = config_sub.add_parser("check", help="validate settings and show what would be served")
     check.add_argument("--json", action="store_true", help="print the summary as JSON")
+    check.add_argument("--dev", action="store_true", help="check as `aitp serve --dev` runs (no admin key needed)")
     check.set_defaults(func=cmd_config_check)
     return parser
 

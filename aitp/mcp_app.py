@@ -22,13 +22,13 @@ def mount_mcp(app: Starlette, platform: Platform) -> contextlib.AbstractAsyncCon
     """Add the ``/mcp`` route; the returned context (entered in the lifespan, after the platform started) runs it."""
     settings = platform.settings.mcp
     caller = Caller()
-    server = build_server(platform.services, settings, caller)
+    server, watch = build_server(platform.services, settings, caller)
     app.router.routes.append(mcp_route(server, settings))
 
     @contextlib.asynccontextmanager
     async def running() -> AsyncIterator[None]:
         await add_registry_prompts(server, platform.services, caller, _LISTER)
-        async with server.session_manager.run():
+        async with server.session_manager.run(), watch.running():
             yield
 
     return running()

@@ -6,11 +6,13 @@ import argparse
 import asyncio
 import os
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from core.datadir import DataDirBusy
 from core.errors import APIError
-from core.settings import Settings, SettingsError, load_settings
+
+if TYPE_CHECKING:
+    from core.settings import Settings
 
 
 def add_mcp_command(sub: Any) -> None:
@@ -42,6 +44,8 @@ def cmd_mcp(args: argparse.Namespace) -> int:
             _err(f"aitp mcp: cannot use {args.url}: {_cause(exc)}")
             return 1
         return 0
+    from core.settings import SettingsError, load_settings  # slow to import: only for this command
+
     try:
         settings = load_settings()
     except SettingsError as exc:
@@ -72,9 +76,10 @@ async def _standalone(settings: Settings, key: str) -> None:
     async with build_platform(settings) as services:
         principal = await services.authenticate(key)
         caller = Caller(principal)
-        server = build_server(services, settings.mcp, caller)
+        server, watch = build_server(services, settings.mcp, caller)
         await add_registry_prompts(server, services, caller, principal)
-        await server.run_stdio_async()
+        async with watch.running():
+            await server.run_stdio_async()
 
 
 def _cause(exc: BaseException) -> str:

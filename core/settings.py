@@ -241,6 +241,61 @@ class McpSettings(_Strict):
     )
 
 
+class OutboundSettings(_Strict):
+    """Which hosts the server may open for a user: fetched documents, browser tests (core/outbound.py)."""
+
+    allowed_hosts: list[str] = Field(
+        default_factory=list,
+        description="hosts that may be opened: exact names or '*.example.com' patterns (sub-domains); empty: none",
+    )
+    allow_loopback: bool = Field(
+        default=False, description="allow localhost, 127.0.0.0/8 and ::1 (local test servers) without listing them"
+    )
+    allow_private: bool = Field(
+        default=False, description="allow addresses on private networks (10/8, 172.16/12, 192.168/16, fc00::/7)"
+    )
+
+    @field_validator("allowed_hosts")
+    @classmethod
+    def _hosts(cls, value: list[str]) -> list[str]:
+        cleaned = [h.strip().lower().rstrip(".") for h in value]
+        for host in cleaned:
+            if not host or any(c in host for c in "/@?# ") or "*" in host.removeprefix("*."):
+                raise ValueError(f"'{host}' is not a host or pattern; write app.example.com or *.example.com")
+        return cleaned
+
+
+class BrowserSettings(_Strict):
+    """The browser runner: its pool of Chromium processes, locator budgets and self-healing."""
+
+    executable_path: Path = Field(
+        default=Path("/usr/bin/chromium"), description="the Chromium binary Playwright drives"
+    )
+    max_browsers: int = Field(default=5, ge=1, le=64, description="hard cap on browser processes per worker process")
+    contexts_per_browser: int = Field(default=1, ge=1, le=16, description="runs one browser serves at once")
+    recycle_after_runs: int = Field(
+        default=50, ge=1, description="a browser is closed and replaced after this many runs"
+    )
+    queue_size: int = Field(default=100, ge=0, description="runs that may wait for a browser; past it: saturated")
+    queue_wait_s: float = Field(default=60.0, gt=0, description="longest a run waits for a browser")
+    min_free_memory_mb: int = Field(default=300, ge=0, description="no new browser starts below this available memory")
+    launch_failures_to_open: int = Field(
+        default=3, ge=1, description="consecutive failed launches that open the circuit breaker"
+    )
+    breaker_open_s: float = Field(default=30.0, gt=0, description="how long an open breaker refuses runs")
+    launch_timeout_s: float = Field(default=30.0, gt=0)
+    step_budget_s: float = Field(default=2.0, gt=0, le=120, description="default time to resolve one step's target")
+    navigation_timeout_s: float = Field(default=15.0, gt=0, le=300)
+    run_timeout_s: float = Field(default=300.0, gt=0, description="a run's whole time, waiting for a browser excluded")
+    trace: bool = Field(default=True, description="record a Playwright trace per run")
+    heal_threshold: float = Field(default=0.6, gt=0, le=1, description="lowest fingerprint score a heal accepts")
+    heal_margin: float = Field(default=0.1, ge=0, le=1, description="how far the best candidate must beat the second")
+    heal_with_llm: bool = Field(default=True, description="ask the model (browser.heal) when fingerprints find none")
+    snapshot_elements: int = Field(default=80, ge=5, le=1000, description="elements in an accessibility snapshot")
+    snapshot_text_chars: int = Field(default=2000, ge=0, le=50_000, description="visible text in a snapshot")
+    max_download_bytes: int = Field(default=50 * 1024 * 1024, ge=1024)
+
+
 class ServerSettings(_Strict):
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
@@ -342,7 +397,9 @@ class Settings(BaseSettings):
     tasks: TaskSettings = Field(default_factory=TaskSettings)
     kb: KnowledgeSettings = Field(default_factory=KnowledgeSettings)
     generation: GenerationSettings = Field(default_factory=GenerationSettings)
+    outbound: OutboundSettings = Field(default_factory=OutboundSettings)
     tracing: TracingSettings = Field(default_factory=TracingSettings)
+    browser: BrowserSettings = Field(default_factory=BrowserSettings)
 
     @field_validator("database_url")
     @classmethod

@@ -14,9 +14,10 @@ next (jsonschema, Jinja2, the upstream call). The reusable pieces:
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import difflib
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, TypeVar, get_args
 
 from pydantic import BaseModel, Field, GetCoreSchemaHandler, ValidationError
 from pydantic_core import CoreSchema, PydanticCustomError, core_schema
@@ -127,17 +128,68 @@ class Json:
         return core_schema.no_info_before_validator_function(check, handler(source))
 
 
-def invalid_from(error: ValidationError) -> InvalidRequest:
-    """Turn a pydantic error into a 400 naming every bad field (the first is ``param``)."""
+def invalid_from(
+    error: ValidationError, model: type[BaseModel] | None = None, prefix: str = "", what: str = "request body"
+) -> InvalidRequest:
+    """Turn a pydantic error into a 400 naming every bad field (the first is ``param``).
+
+    With the ``model`` that refused the data, an unknown field is answered with
+    the closest known one ("did you mean 'document_id'?") or the known ones;
+    ``prefix`` names where the model's data sits in the body (``input``).
+    """
     problems = []
     for item in error.errors(include_url=False):
         loc = tuple(p for p in item["loc"] if not (isinstance(p, str) and p in {"str", "list[dict[str,any]]"}))
-        problems.append((field_name(loc) or "(body)", item["msg"], item["type"]))
+        message = item["msg"]
+        if item["type"] == "extra_forbidden" and model is not None and loc:
+            message += _suggestion(model, item["loc"])
+        problems.append((field_name((prefix, *loc) if prefix else loc) or "(body)", message, item["type"]))
     first = problems[0][0]
     detail = "; ".join(
         f"'{name}' is required" if kind == "missing" else f"'{name}': {msg}" for name, msg, kind in problems
     )
-    return InvalidRequest(f"invalid request body: {detail}", param=first)
+    return InvalidRequest(f"invalid {what}: {detail}", param=first)
+
+
+def _suggestion(model: type[BaseModel], loc: tuple[int | str, ...]) -> str:
+    """ "; did you mean 'x'?" for an unknown field close to a known one, else the known fields; "" if unknown."""
+    known = _known_fields(model, loc[:-1])
+    if not known:
+        return ""
+    close = difflib.get_close_matches(str(loc[-1]), known, n=1, cutoff=0.6)
+    if close:
+        return f"; did you mean '{close[0]}'?"
+    shown = sorted(known)
+    return f"; known fields: {', '.join(shown[:30])}{', …' if len(shown) > 30 else ''}"
+
+
+def _known_fields(model: type[BaseModel], path: tuple[int | str, ...]) -> list[str]:
+    """The field names (and aliases) of the model found at ``path`` inside ``model``; [] when it is not a model."""
+    candidates = [model]
+    for part in path:
+        if isinstance(part, int):
+            continue
+        named = [m for m in candidates if m.__name__ == part]  # a union member's tag
+        if named:
+            candidates = named
+            continue
+        field = next((f for m in candidates for n, f in m.model_fields.items() if part in (n, f.alias)), None)
+        if field is None:
+            return []
+        candidates = list(_models_in(field.annotation))
+    names: set[str] = set()
+    for candidate in candidates:
+        for name, field in candidate.model_fields.items():
+            names.add(field.alias or name)
+    return sorted(names)
+
+
+def _models_in(annotation: Any) -> Iterator[type[BaseModel]]:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        yield annotation
+        return
+    for arg in get_args(annotation):
+        yield from _models_in(arg)
 
 
 def check_body(data: Any, what: str = "request body", max_nodes: int | None = None) -> None:
@@ -159,7 +211,7 @@ def parse(model: type[M], data: Any, context: dict[str, Any] | None = None) -> M
     try:
         return model.model_validate(data, context=context)
     except ValidationError as exc:
-        raise invalid_from(exc) from None
+        raise invalid_from(exc, model) from None
 
 
 def query_int(params: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:

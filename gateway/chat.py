@@ -243,6 +243,10 @@ class ChatService:
     async def _admit(self, engine: Engine, call: _Call, group: str) -> Admission:
         """Reserve the worst case for one upstream call and cap max_tokens to what was reserved."""
         requested = call.request.max_completion_tokens or call.request.max_tokens
+        if engine.only_echo(group):
+            # The local stand-in costs nothing: its calls are recorded as usage but never charged to a budget
+            # (nor to a key's rate limits), so trying aitp without a model cannot exhaust a real budget.
+            return Admission(reservation=None, budgets=[], key_id=call.ctx.key_id, has_tpm=False, has_rpm=False)
         allowance = self._budgets.completion_allowance(requested)
         price = engine.worst_price(group)
         with self._tracer.start_as_current_span("ledger.reserve"):

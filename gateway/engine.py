@@ -61,10 +61,19 @@ class Engine:
     def price(self, entry: Entry) -> Price:
         return self._prices[entry.name]
 
+    def _reachable(self, group: str) -> list[str]:
+        """The deployments that may answer a call to ``group``, fallbacks included."""
+        groups = [group, *self._fallbacks.get(group, [])]
+        return [n for g in groups for n in (self._catalog.tiers.get(g) or ([g] if g in self._catalog.entries else []))]
+
+    def only_echo(self, group: str) -> bool:
+        """True when only the built-in ``local/echo`` stand-in can answer ``group``: nothing is spent."""
+        names = self._reachable(group)
+        return bool(names) and all(self._catalog.entries[n].is_echo for n in names)
+
     def worst_price(self, group: str) -> Price:
         """The dearest deployment that may answer a call to ``group``, fallbacks included (for reservations)."""
-        groups = [group, *self._fallbacks.get(group, [])]
-        names = [n for g in groups for n in (self._catalog.tiers.get(g) or ([g] if g in self._catalog.entries else []))]
+        names = self._reachable(group)
         prices = [self._prices[n] for n in names] or [Price(0.0, 0.0)]
         return Price(max(p.input_per_token for p in prices), max(p.output_per_token for p in prices))
 

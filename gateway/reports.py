@@ -1,6 +1,6 @@
-"""Usage reports over ``usage_records``: ``GET /api/usage`` and ``GET /api/usage/savings``.
+"""Usage reports over ``usage_records``: ``GET /api/usage``, ``/api/usage/savings`` and ``/api/usage/series``.
 
-``/api/usage`` groups the calls of a window by day, project, key, model, tier or
+``/api/usage`` groups the calls of a window by day, project, key, model, tier, endpoint or
 prompt and gives each group (and the whole window, in ``totals``) its requests,
 tokens, cost, errors and latency percentiles, as JSON or as a CSV download.
 ``/api/usage/savings`` compares what ``model: auto`` calls cost with what the
@@ -64,9 +64,10 @@ from core.identity.principal import Principal
 from core.identity.tables import ProjectRow
 
 from .pricing import Price
+from .spend_series import BUCKETS, STACKS, spend_of_scope, stacked_series
 from .usage import UsageRecord
 
-GROUP_BYS = ("day", "project", "key", "model", "tier", "prompt")
+GROUP_BYS = ("day", "project", "key", "model", "tier", "prompt", "endpoint")
 FORMATS = ("json", "csv")
 DEFAULT_WINDOW = timedelta(days=30)
 NONE_KEY = "(none)"
@@ -92,6 +93,7 @@ class Window:
     start: datetime  # aware UTC, inclusive
     end: datetime  # aware UTC, exclusive
     project: str | None  # None: every project (root only)
+    key: str | None = None  # one key's calls only
 
 
 @dataclass(slots=True)
@@ -122,6 +124,7 @@ class Group:
             "errors": self.errors,
             "p50_latency_ms": percentile(self.latencies, 50),
             "p95_latency_ms": percentile(self.latencies, 95),
+            "p99_latency_ms": percentile(self.latencies, 99),
         }
 
 
@@ -179,9 +182,18 @@ class UsageReports:
         self._clock = clock
 
     async def window(
-        self, principal: Principal, project: str | None, start: datetime | None, end: datetime | None
+        self,
+        principal: Principal,
+        project: str | None,
+        start: datetime | None,
+        end: datetime | None,
+        key: str | None = None,
     ) -> Window:
-        """The caller's window: its own project (root: ``project`` or all), the last 30 days by default."""
+        """The caller's window: its own project (root: ``project`` or all), the last 30 days by default.
+
+        ``key`` narrows it to one key's calls; the project filter still holds, so a key of another
+        project simply has no calls here.
+        """
         if project is not None:
             await _visible_project(self._engine, principal, project)
         elif not principal.root:
@@ -193,7 +205,7 @@ class UsageReports:
                 f"query parameter 'to' ({_iso(end)}) must be after 'from' ({_iso(start)}); 'to' is exclusive",
                 param="to",
             )
-        return Window(start, end, project)
+        return Window(start, end, project, key)
 
     async def usage(
         self,
@@ -202,9 +214,10 @@ class UsageReports:
         start: datetime | None = None,
         end: datetime | None = None,
         group_by: str = "day",
+        key: str | None = None,
     ) -> dict[str, Any]:
         """``{from, to, group_by, project, groups, totals}``: each group's requests, tokens, cost, errors, latency."""
-        win = await self.window(principal, project, start, end)
+        win = await self.window(principal, project, start, end, key)
         group_by = _choice({"group_by": group_by}, "group_by", GROUP_BYS)
         async with self._engine.connect() as conn:
             groups = await _grouped(conn, win, group_by)
@@ -216,7 +229,7 @@ class UsageReports:
             "to": _iso(win.end),
             "group_by": group_by,
             "project": win.project,
-            "groups": [{"key": key, **groups[key].view()} for key in sorted(groups)],
+            "groups": [{"key": name, **groups[name].view()} for name in sorted(groups)],
             "totals": total.view(),
         }
 
@@ -226,9 +239,10 @@ class UsageReports:
         project: str | None = None,
         start: datetime | None = None,
         end: datetime | None = None,
+        key: str | None = None,
     ) -> dict[str, Any]:
         """What ``model: auto`` calls cost against the same tokens priced at plus."""
-        win = await self.window(principal, project, start, end)
+        win = await self.window(principal, project, start, end, key)
         async with self._engine.connect() as conn:
             by_tier = await _auto_by_tier(conn, win)
         return {
@@ -258,16 +272,46 @@ class UsageReports:
             "savings": savings_view(by_tier, await self._plus_price()),
         }
 
+    async def series(
+        self,
+        principal: Principal,
+        project: str | None = None,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        bucket: str = "day",
+        stack: str = "tier",
+        key: str | None = None,
+    ) -> dict[str, Any]:
+        """Spend and tokens per hour or day, one series per model or tier (see :mod:`gateway.spend_series`)."""
+        win = await self.window(principal, project, start, end, key)
+        bucket = _choice({"bucket": bucket}, "bucket", BUCKETS)
+        stack = _choice({"stack": stack}, "stack", STACKS)
+        async with self._engine.connect() as conn:
+            found = await stacked_series(conn, _filters(win, conn.dialect.name), win.start, win.end, bucket, stack)
+        return {"from": _iso(win.start), "to": _iso(win.end), "project": win.project, "key": win.key, **found}
+
+    async def scope_spend(
+        self, project: str, scope: str, scope_id: str | None, start: datetime, end: datetime
+    ) -> tuple[int, float]:
+        """Tokens and USD a budget's scope (project, key or user) spent in [start, end); the caller checked access."""
+        async with self._engine.connect() as conn:
+            return await spend_of_scope(conn, _filters(Window(start, end, project), conn.dialect.name), scope, scope_id)
+
 
 def report_routes(reports: UsageReports) -> list[Route]:
-    """``GET /api/usage`` (JSON or CSV) and ``GET /api/usage/savings``."""
+    """``GET /api/usage`` (JSON or CSV), ``/api/usage/savings`` and ``/api/usage/series``; ``key=`` narrows each."""
 
     async def usage(request: Request) -> Response:
         params = request.query_params
         start, end = parse_instant(params, "from"), parse_instant(params, "to")
         fmt = _choice(params, "format", FORMATS)
         found = await reports.usage(
-            principal_of(request), params.get("project") or None, start, end, params.get("group_by") or "day"
+            principal_of(request),
+            params.get("project") or None,
+            start,
+            end,
+            params.get("group_by") or "day",
+            key=params.get("key") or None,
         )
         if fmt == "csv":
             return _csv_response(found["group_by"], found["groups"], found["totals"])
@@ -276,11 +320,28 @@ def report_routes(reports: UsageReports) -> list[Route]:
     async def savings(request: Request) -> Response:
         params = request.query_params
         start, end = parse_instant(params, "from"), parse_instant(params, "to")
-        return JSONResponse(await reports.savings(principal_of(request), params.get("project") or None, start, end))
+        found = await reports.savings(
+            principal_of(request), params.get("project") or None, start, end, key=params.get("key") or None
+        )
+        return JSONResponse(found)
+
+    async def series(request: Request) -> Response:
+        params = request.query_params
+        found = await reports.series(
+            principal_of(request),
+            params.get("project") or None,
+            parse_instant(params, "from"),
+            parse_instant(params, "to"),
+            bucket=_choice(params, "bucket", BUCKETS),
+            stack=_choice(params, "stack", STACKS),
+            key=params.get("key") or None,
+        )
+        return JSONResponse(found)
 
     return [
         Route("/api/usage", usage, methods=["GET"]),
         Route("/api/usage/savings", savings, methods=["GET"]),
+        Route("/api/usage/series", series, methods=["GET"]),
     ]
 
 
@@ -302,6 +363,8 @@ def _filters(win: Window, dialect: str) -> list[ColumnElement[bool]]:
     clauses = [C.created_at >= start, C.created_at < end]
     if win.project is not None:
         clauses.append(C.project_id == win.project)
+    if win.key is not None:
+        clauses.append(C.key_id == win.key)
     return clauses
 
 
@@ -323,6 +386,7 @@ def _key_columns(group_by: str, dialect: str) -> list[ColumnElement[Any]]:
         "model": [C.model_used],
         "tier": [C.tier],
         "prompt": [C.prompt_name, C.prompt_version],
+        "endpoint": [C.endpoint],
     }
     return columns[group_by]
 

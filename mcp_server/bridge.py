@@ -9,17 +9,25 @@ pass through unchanged.
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
+import logging
+from collections.abc import AsyncIterator
 from typing import Any
 
+import anyio
 import httpx2
 import mcp_types as types
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.server.context import ServerRequestContext
 from mcp.server.lowlevel import Server
+from mcp.server.session import ServerSession
 from mcp.server.stdio import stdio_server
+from mcp.server.subscriptions import InMemorySubscriptionBus, ListenHandler, ResourceUpdated
+from mcp.shared.exceptions import MCPError
 
+log = logging.getLogger("aitp.mcp.bridge")
 # The stdio request being relayed, so that the remote's questions reach the right person.
 _current: contextvars.ContextVar[ServerRequestContext[Any] | None] = contextvars.ContextVar(
     "aitp_bridge_request", default=None
@@ -33,7 +41,91 @@ async def _ask_locally(context: Any, params: types.ElicitRequestParams) -> types
     return await local.session.elicit(params.message, params.requested_schema, related_request_id=local.request_id)
 
 
-def build_bridge(remote: Client) -> Server[Any]:
+class Updates:
+    """Resource subscriptions relayed: one remote ``subscriptions/listen`` stream per watched URI.
+
+    The local client may speak either generation: ``resources/subscribe`` (its
+    updates go to the subscribing session) or ``subscriptions/listen`` (served
+    from a local bus). The server decides what may be watched; a URI it does
+    not honour is refused locally in the same way.
+    """
+
+    def __init__(self, remote: Client, tasks: anyio.abc.TaskGroup) -> None:
+        self.bus = InMemorySubscriptionBus()
+        self._remote = remote
+        self._tasks = tasks
+        self._listen = ListenHandler(self.bus)
+        self._sessions: dict[str, set[ServerSession]] = {}
+        self._watches: dict[str, anyio.CancelScope] = {}
+
+    async def subscribe(self, ctx: ServerRequestContext[Any], params: types.SubscribeRequestParams) -> Any:
+        uri = str(params.uri)
+        if uri not in self._watches:
+            scope, honored = await self._watch([uri])
+            if not honored:
+                raise MCPError(
+                    types.INVALID_PARAMS,
+                    f"cannot subscribe to {uri}: only task://{{id}} of a task of this key's project has updates",
+                )
+            self._watches[uri] = scope
+        self._sessions.setdefault(uri, set()).add(ctx.session)
+        return types.EmptyResult()
+
+    async def unsubscribe(self, ctx: ServerRequestContext[Any], params: types.UnsubscribeRequestParams) -> Any:
+        uri = str(params.uri)
+        sessions = self._sessions.get(uri, set())
+        sessions.discard(ctx.session)
+        if not sessions:
+            self._sessions.pop(uri, None)
+            if (scope := self._watches.pop(uri, None)) is not None:
+                scope.cancel()
+        return types.EmptyResult()
+
+    async def listen(
+        self, ctx: ServerRequestContext[Any], params: types.SubscriptionsListenRequestParams
+    ) -> types.SubscriptionsListenResult:
+        wanted = list(params.notifications.resource_subscriptions or [])
+        scope, honored = await self._watch(wanted) if wanted else (anyio.CancelScope(), [])
+        notifications = params.notifications.model_copy(update={"resource_subscriptions": honored or None})
+        try:
+            return await self._listen(ctx, params.model_copy(update={"notifications": notifications}))
+        finally:
+            scope.cancel()
+
+    async def _watch(self, uris: list[str]) -> tuple[anyio.CancelScope, list[str]]:
+        """Relay the server's updates of ``uris`` until the scope is cancelled; also the URIs it honoured."""
+        acked = anyio.Event()
+        honored: list[str] = []
+        scope = anyio.CancelScope()
+
+        async def relay() -> None:
+            with scope:
+                try:
+                    async with self._remote.listen(resource_subscriptions=uris) as subscription:
+                        if subscription.honored is not None:
+                            honored.extend(subscription.honored.resource_subscriptions or [])
+                        acked.set()
+                        async for event in subscription:
+                            uri = getattr(event, "uri", None)
+                            if isinstance(uri, str):
+                                await self._announce(uri)
+                except Exception as exc:  # a lost stream ends the watch; the client subscribes again
+                    log.warning("relaying updates of %s stopped: %s", ", ".join(uris), exc)
+                finally:
+                    acked.set()
+
+        self._tasks.start_soon(relay)
+        await acked.wait()
+        return scope, honored
+
+    async def _announce(self, uri: str) -> None:
+        await self.bus.publish(ResourceUpdated(uri=uri))
+        for session in list(self._sessions.get(uri, ())):
+            with contextlib.suppress(Exception):  # a gone session must not stop the others' notifications
+                await session.send_resource_updated(uri)
+
+
+def build_bridge(remote: Client, updates: Updates | None = None) -> Server[Any]:
     async def list_tools(ctx: ServerRequestContext[Any], params: types.PaginatedRequestParams | None) -> Any:
         return await remote.list_tools(cursor=params.cursor if params else None)
 
@@ -56,7 +148,7 @@ def build_bridge(remote: Client) -> Server[Any]:
     async def read_resource(ctx: ServerRequestContext[Any], params: types.ReadResourceRequestParams) -> Any:
         return await remote.read_resource(str(params.uri))
 
-    return Server(
+    server: Server[Any] = Server(
         name="aitp",
         title="aitp test platform (relayed)",
         on_list_tools=list_tools,
@@ -65,6 +157,11 @@ def build_bridge(remote: Client) -> Server[Any]:
         on_list_resource_templates=list_templates,
         on_read_resource=read_resource,
     )
+    if updates is not None:
+        server.add_request_handler("resources/subscribe", types.SubscribeRequestParams, updates.subscribe)
+        server.add_request_handler("resources/unsubscribe", types.UnsubscribeRequestParams, updates.unsubscribe)
+        server.add_request_handler("subscriptions/listen", types.SubscriptionsListenRequestParams, updates.listen)
+    return server
 
 
 class BridgeRefused(RuntimeError):
@@ -89,9 +186,16 @@ async def run_bridge(url: str, api_key: str) -> None:
     http = httpx2.AsyncClient(headers={"authorization": f"Bearer {api_key}"}, timeout=httpx2.Timeout(30, read=600))
     await _check_key(http, url)
     transport = streamable_http_client(url, http_client=http)
-    async with Client(transport, elicitation_callback=_ask_locally) as remote:
+    async with Client(transport, elicitation_callback=_ask_locally) as remote, _task_group() as tasks:
         # Fail at start, with the server's words, rather than on the IDE's first call.
         await remote.list_tools()
-        bridge = build_bridge(remote)
+        bridge = build_bridge(remote, Updates(remote, tasks))
         async with stdio_server() as (read, write):
             await bridge.run(read, write, bridge.create_initialization_options())
+        tasks.cancel_scope.cancel()
+
+
+@contextlib.asynccontextmanager
+async def _task_group() -> AsyncIterator[anyio.abc.TaskGroup]:
+    async with anyio.create_task_group() as tasks:
+        yield tasks

@@ -23,9 +23,12 @@ class Caller:
         self._fixed = fixed
 
     def __call__(self, ctx: Context[Any, Any]) -> Principal:
+        return self.of_request(ctx.request_context.request)
+
+    def of_request(self, request: object) -> Principal:
+        """The principal of a lowlevel handler's request (``ServerRequestContext.request``)."""
         if self._fixed is not None:
             return self._fixed
-        request = ctx.request_context.request
         scope = getattr(request, "scope", None)
         principal = scope.get(PRINCIPAL) if isinstance(scope, dict) else None
         if not isinstance(principal, Principal):

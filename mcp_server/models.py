@@ -62,6 +62,8 @@ class Case(_Out):
     covers: list[str] = Field(default_factory=list)
     review_status: str
     source: str | None = None
+    draft: bool = Field(default=False, description="a rule-based case nobody has reviewed: check it before use")
+    label: str | None = Field(default=None, description='"rule-based draft: review before use" on such cases')
 
 
 class CasePage(_Out):
@@ -87,9 +89,13 @@ class CaseReview(_Out):
 
 class ExportLink(_Out):
     uri: str = Field(description="read this resource for the whole export")
-    format: Literal["md", "csv", "json"]
-    cases: int
-    preview: str = Field(description="the start of the export")
+    format: str
+    mime_type: str
+    binary: bool = Field(description="true: the resource is a blob (base64), to be saved as a file")
+    filename: str = Field(description="a file name for it")
+    size: int = Field(description="bytes")
+    cases: int = Field(description="cases in the file")
+    preview: str = Field(description="the start of the export (empty for binary formats)")
 
 
 class Hit(_Out):

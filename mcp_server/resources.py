@@ -1,4 +1,10 @@
-"""Resources: a task as JSON and its test cases as Markdown, CSV or JSON, read with the caller's key."""
+"""Resources: a task as JSON and its test cases in every export format, read with the caller's key.
+
+``task://{id}/testcases.{suffix}`` for each exporter of :data:`agents.testcases.export.EXPORTERS`
+(``testcases.md``, ``testcases.xlsx``, ``testcases.zentao.csv``, ``testcases.testlink.xml`` …), with the
+optional query ``?layout=case|step&lang=zh|en&status=…``. Text formats are text resources; XLSX and XMind
+are blobs (base64 on the wire).
+"""
 
 from __future__ import annotations
 
@@ -6,12 +12,11 @@ from mcp.server import MCPServer
 from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ResourceError
 
+from agents.testcases.export import EXPORTERS, Exporter
 from core.errors import APIError
 
 from .caller import Caller
 from .platform import Platform
-
-_MIME = {"md": "text/markdown", "csv": "text/csv", "json": "application/json"}
 
 
 def register(server: MCPServer, platform: Platform, caller: Caller) -> None:
@@ -22,24 +27,26 @@ def register(server: MCPServer, platform: Platform, caller: Caller) -> None:
         except APIError as exc:
             raise ResourceError(exc.message) from None
 
-    def export(fmt: str) -> None:
-        async def read(task_id: str, ctx: Context) -> str:
+    def export(found: Exporter) -> None:
+        async def read(
+            task_id: str, ctx: Context, layout: str | None = None, lang: str | None = None, status: str | None = None
+        ) -> str | bytes:
             try:
-                data, _, _ = await platform.testcases.export(caller(ctx), task_id, fmt)
+                exported = await platform.testcases.export(caller(ctx), task_id, found.name, status, layout, lang)
             except APIError as exc:
                 raise ResourceError(exc.message) from None
-            return data.decode("utf-8-sig") if isinstance(data, bytes) else data
+            return exported.data if found.binary else exported.data.decode("utf-8-sig")
 
-        read.__name__ = f"testcases_{fmt}"
+        read.__name__ = f"testcases_{found.name}"
         server.resource(
-            f"task://{{task_id}}/testcases.{fmt}",
-            name=f"testcases-{fmt}",
-            title=f"A task's test cases ({fmt})",
-            mime_type=_MIME[fmt],
+            f"task://{{task_id}}/testcases.{found.resource_suffix}{{?layout,lang,status}}",
+            name=f"testcases-{found.name}",
+            title=f"A task's test cases ({found.description})",
+            mime_type=found.media_type.split(";")[0],
         )(read)
 
-    for fmt in _MIME:
-        export(fmt)
+    for found in EXPORTERS.values():
+        export(found)
 
     @server.resource("kb://{project}/documents/{doc_id}", name="document", mime_type="application/json")
     async def document_resource(project: str, doc_id: str, ctx: Context) -> dict[str, object]:

@@ -9,6 +9,7 @@ from core.settings import McpSettings
 from . import resources
 from .caller import Caller
 from .platform import Platform
+from .subscriptions import TaskWatch
 from .tools import budget, knowledge, prompts, tasks, testcases
 
 INSTRUCTIONS = """\
@@ -20,8 +21,13 @@ Results are paged to fit your context: pass next_cursor back to get the next pag
 """
 
 
-def build_server(platform: Platform, settings: McpSettings, caller: Caller) -> MCPServer:
-    server = MCPServer("aitp", title="aitp test platform", instructions=INSTRUCTIONS, version="0.1.0")
+def build_server(platform: Platform, settings: McpSettings, caller: Caller) -> tuple[MCPServer, TaskWatch]:
+    """The server, and the watch that announces task changes to subscribers (run it beside the server)."""
+    watch = TaskWatch(platform, caller.of_request)
+    server = MCPServer(
+        "aitp", title="aitp test platform", instructions=INSTRUCTIONS, version="0.1.0", subscriptions=watch.bus
+    )
+    watch.install(server)
     budget_tokens = settings.result_tokens
     tasks.register(server, platform, caller, budget_tokens)
     testcases.register(server, platform, caller, budget_tokens, settings.max_wait_s)
@@ -29,4 +35,4 @@ def build_server(platform: Platform, settings: McpSettings, caller: Caller) -> M
     prompts.register(server, platform, caller)
     budget.register(server, platform, caller)
     resources.register(server, platform, caller)
-    return server
+    return server, watch

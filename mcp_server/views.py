@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from agents.testcases.schemas import DRAFT_LABELS
 from core.identity.principal import Principal
 from gateway.task_costs import TaskCost
 
@@ -77,7 +78,13 @@ def _summary(kind: str, result: dict[str, Any] | None) -> str | None:
         ratio = coverage.get("ratio") if isinstance(coverage, dict) else None
         covered = f", {ratio:.0%} of requirement points covered" if isinstance(ratio, int | float) else ""
         source = result.get("source")
-        return f"{cases} cases{covered}" + (f" ({source})" if source else "")
+        summary = f"{cases} cases{covered}" + (f" ({source})" if source else "")
+        if result.get("draft"):
+            summary += f"; {result.get('label') or DRAFT_LABELS['en']}"
+        dropped = result.get("dropped")
+        if isinstance(dropped, dict) and dropped:
+            summary += "; left out by max_cases: " + ", ".join(f"{t} {n}" for t, n in sorted(dropped.items()))
+        return summary
     keys = ", ".join(sorted(result)[:8])
     return f"result fields: {keys}"
 

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from core.errors import APIError, InvalidRequest, NotFound
+from core.identity.principal import Principal
 from gateway.chat import Completion
 from gateway.prompts.use import prepare
 from gateway.schemas import PromptRef
@@ -89,15 +90,56 @@ class AutomationInput(BaseModel):
         return self
 
 
+NO_MODEL = (
+    "automation.generate needs a language model, and none is configured: only the built-in 'local/echo' "
+    "stand-in answers, which repeats the prompt and cannot write a test. Configure one under 'models:' in "
+    "aitp.yaml (a DashScope, OpenAI, Ollama or vLLM deployment) or export its key (DASHSCOPE_API_KEY for the "
+    "default tiers), then restart; see docs/configuration.md#providers. `aitp config check` shows what is served"
+)
+
+
 def automation_kind(services: AgentServices) -> Kind:
     flow = AutomationFlow(services, AutomationStore(services.db, services.clock))
+
+    async def check_submit(principal: Principal, spec: AutomationInput) -> None:
+        if services.llm.only_echo:
+            raise InvalidRequest(NO_MODEL, code="no_model_configured")
+        if spec.testcase_id is not None:
+            try:
+                await accepted_case(services, principal.project_id, spec.testcase_id)
+            except TaskError as exc:
+                code = "testcase_not_found" if exc.type == "case_not_found" else "testcase_not_accepted"
+                raise InvalidRequest(f"{exc.message}; {exc.hint}", param="input.testcase_id", code=code) from None
+
     return Kind(
         name=KIND,
         input_model=AutomationInput,
         run=flow.run,
         description="an accepted test case -> a reviewed browser spec or HTTP API test (10 steps, review at 9)",
         check_review=check_review,
+        check_submit=check_submit,
     )
+
+
+async def accepted_case(services: AgentServices, project_id: str, case_id: str) -> dict[str, Any]:
+    """The stored case, when it exists in the project and is accepted; a TaskError saying what to do otherwise."""
+    try:
+        stored = await services.testcases.get(project_id, case_id)
+    except NotFound:
+        raise TaskError(
+            f"test case '{case_id}' not found in project '{project_id}'",
+            type="case_not_found",
+            hint="GET /api/tasks/{task_id}/testcases lists a generation's cases; pass one of their ids, or input.case",
+        ) from None
+    if stored.get("review_status") != "accepted":
+        raise TaskError(
+            f"test case '{case_id}' is {stored.get('review_status')!r}, not accepted; only reviewed cases are "
+            "automated",
+            type="case_not_accepted",
+            hint=f"accept it first (POST /api/testcases/{case_id}/review with action 'accept'), or pass the case "
+            "inline as input.case",
+        )
+    return stored
 
 
 def check_review(decision: dict[str, Any], task_input: dict[str, Any], interrupt_data: Any) -> None:
@@ -210,22 +252,7 @@ class AutomationFlow:
                 for i, s in enumerate(spec.case.steps, start=1)
             ]
             return {**spec.case.model_dump(), "id": None, "steps": steps}
-        case_id = str(spec.testcase_id)
-        try:
-            stored = await self._services.testcases.get(ctx.project_id, case_id)
-        except NotFound:
-            raise TaskError(
-                f"test case '{case_id}' does not exist in this project",
-                type="case_not_found",
-                hint="GET /api/tasks/{task_id}/testcases lists a task's cases; pass one of their ids, or input.case",
-            ) from None
-        if stored.get("review_status") != "accepted":
-            raise TaskError(
-                f"test case '{case_id}' is {stored.get('review_status')!r}, not accepted; only reviewed cases are "
-                "automated",
-                type="case_not_accepted",
-                hint=f"accept it first (POST /api/testcases/{case_id}/review), or pass the case inline as input.case",
-            )
+        stored = await accepted_case(self._services, ctx.project_id, str(spec.testcase_id))
         keys = ("id", "title", "module", "preconditions", "steps", "priority", "type")
         return {key: stored.get(key) for key in keys}
 

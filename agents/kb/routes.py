@@ -4,8 +4,9 @@ The rules (roles, projects, limits) live in :class:`KnowledgeService`; here
 are the HTTP parts: multipart uploads, status codes and client disconnects.
 
 ``POST /api/kb/documents`` takes either ``multipart/form-data`` (a ``file``
-field, optional ``source``, ``title`` and ``content_type``) or JSON
-``{"text", "source", "title", "content_type"}``. It answers 201 with a new
+field, optional ``source``, ``title`` and ``content_type``), JSON
+``{"text", "source", "title", "content_type"}``, or JSON ``{"url", "title", "source"}``
+to fetch the document through the outbound-URL policy (``outbound.*``). It answers 201 with a new
 document, or 200 with the existing one when the project already holds the
 same content. A document of more than ``kb.sync_ingest_max_chunks`` chunks
 answers 202 with a ``kb.ingest`` task instead (``location: /api/tasks/{id}``):
@@ -37,7 +38,7 @@ from core.http import JSONResponse, read_json
 from core.identity.middleware import principal_of
 from core.validation import parse, query_int
 
-from .service import MAX_HITS, MAX_OFFSET, MAX_PAGE, Ingested, KnowledgeService, TextDocument
+from .service import MAX_HITS, MAX_OFFSET, MAX_PAGE, Ingested, KnowledgeService, TextDocument, UrlDocument
 
 log = logging.getLogger("aitp.agents.kb.routes")
 _FORM_SLACK = 64 * 1024  # multipart boundaries and the small fields around the file
@@ -55,8 +56,13 @@ def kb_routes(knowledge: KnowledgeService) -> list[BaseRoute]:
             fields = await _read_upload(request, knowledge.max_upload_bytes, knowledge.too_large)
             work = knowledge.ingest_upload(principal, **fields)
         else:
-            spec = parse(TextDocument, await read_json(request))
-            work = knowledge.add_text(principal, spec.title, spec.text, spec.source, spec.content_type)
+            body = await read_json(request)
+            if isinstance(body, dict) and "url" in body:
+                fetch = parse(UrlDocument, body)
+                work = knowledge.add_url(principal, fetch.url, fetch.title, fetch.source)
+            else:
+                spec = parse(TextDocument, body)
+                work = knowledge.add_text(principal, spec.title, spec.text, spec.source, spec.content_type)
         done = await _until_disconnected(request, work)
         if done is None:
             return Response(status_code=499)  # nobody reads it; the access log shows what happened

@@ -16,13 +16,17 @@ process, and one past a limit is refused with a 400 naming the limit and its
 from __future__ import annotations
 
 import asyncio
+import posixpath
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
+import httpx
 from pydantic import BaseModel, ConfigDict, Field
 
 from core.errors import InvalidRequest, PayloadTooLarge
 from core.identity.principal import Principal
+from core.outbound import OutboundPolicy, UrlRefused
 from core.validation import check_int, check_text, parse
 
 from .ingest_task import KIND, IngestTaskInput
@@ -51,6 +55,14 @@ class TextDocument(BaseModel):
     )
 
 
+class UrlDocument(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    url: str = Field(min_length=1, max_length=2000, description="an http(s) URL on the outbound allowlist")
+    source: str | None = Field(default=None, max_length=500, description="default: the URL")
+    title: str | None = Field(default=None, max_length=500)
+
+
 @dataclass(frozen=True, slots=True)
 class Ingested:
     """What an ingest did: stored a new document, found the same one, or queued a ``kb.ingest`` task."""
@@ -65,11 +77,20 @@ class Ingested:
 
 
 class KnowledgeService:
-    def __init__(self, kb: KnowledgeBase, max_upload_bytes: int, tasks: TaskService | None = None) -> None:
-        """Without ``tasks`` every ingest is synchronous, whatever its size."""
+    def __init__(
+        self,
+        kb: KnowledgeBase,
+        max_upload_bytes: int,
+        tasks: TaskService | None = None,
+        outbound: OutboundPolicy | None = None,
+        fetch_timeout_s: float = 30.0,
+    ) -> None:
+        """Without ``tasks`` every ingest is synchronous, whatever its size; without ``outbound`` no URL is fetched."""
         self.kb = kb
         self.max_upload_bytes = max_upload_bytes
         self._tasks = tasks
+        self._outbound = outbound
+        self._fetch_timeout_s = fetch_timeout_s
 
     async def ingest_text(
         self,
@@ -118,6 +139,44 @@ class KnowledgeService:
             raise InvalidRequest("the uploaded file is empty", param="file")
         return await self._add(
             principal, data, filename=filename, content_type=content_type, source=source, title=title
+        )
+
+    async def add_url(
+        self, principal: Principal, url: str, title: str | None = None, source: str | None = None
+    ) -> Ingested:
+        """Fetch a document (HTML, PDF, DOCX …) from ``url`` through the outbound policy, then ingest it."""
+        principal.require_role("member", WRITER)
+        spec = parse(UrlDocument, {"url": url, "title": title, "source": source})
+        if self._outbound is None:
+            raise InvalidRequest("this server fetches no URLs; upload the document instead", param="url")
+        try:
+            async with httpx.AsyncClient(timeout=self._fetch_timeout_s, trust_env=False) as client:
+                fetched = await self._outbound.fetch(client, spec.url, max_bytes=self.max_upload_bytes)
+        except UrlRefused as exc:
+            raise InvalidRequest(exc.message, param="url", code=exc.code) from None
+        except httpx.HTTPError as exc:
+            raise InvalidRequest(
+                f"could not fetch {spec.url:.200}: {type(exc).__name__}; check that the server is reachable",
+                param="url",
+                code="url_fetch_failed",
+            ) from None
+        if fetched.status_code != 200:
+            raise InvalidRequest(
+                f"{fetched.url:.200} answered HTTP {fetched.status_code}; give a URL that serves the document",
+                param="url",
+                code="url_fetch_failed",
+            )
+        if not fetched.content:
+            raise InvalidRequest(f"{fetched.url:.200} sent an empty document", param="url")
+        content_type = fetched.headers.get("content-type", "").split(";", 1)[0].strip().lower() or None
+        filename = posixpath.basename(urlsplit(fetched.url).path) or None
+        return await self._add(
+            principal,
+            fetched.content,
+            filename=filename,
+            content_type=content_type,
+            source=spec.source or spec.url,
+            title=spec.title,
         )
 
     def too_large(self, size: int | None = None) -> PayloadTooLarge:

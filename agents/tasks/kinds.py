@@ -2,11 +2,13 @@
 
 A kind is the extension point of the task engine. Register one with
 :meth:`KindRegistry.register`; ``POST /api/tasks`` validates the input against
-its model (a 400 naming the field, and no task, when it does not fit) and a
-worker calls ``run(ctx, input)``. The value it returns (JSON-able) becomes the
-task's result. Raise :class:`TransientError` for failures worth retrying
-(upstream 5xx, timeouts), :class:`TaskError` for a failure the user should
-read; any other exception fails the task at once.
+its model (a 400 naming the field, and no task, when it does not fit), then
+calls the kind's ``check_submit`` (a 400 for what only the platform can tell:
+a missing document, a case not accepted), and a worker calls
+``run(ctx, input)``. The value it returns (JSON-able) becomes the task's
+result. Raise :class:`TransientError` for failures worth retrying (upstream
+5xx, timeouts), :class:`TaskError` for a failure the user should read; any
+other exception fails the task at once.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel, ValidationError
 
 from core.errors import InvalidRequest
+from core.identity.principal import Principal
+from core.validation import invalid_from
 
 if TYPE_CHECKING:
     from .context import TaskContext
@@ -44,6 +48,10 @@ Runner = Callable[["TaskContext", Any], Awaitable[Any]]
 # Checks a review decision against the task waiting for it (its input and interrupt_data) before it is
 # recorded; raises InvalidRequest (400) naming what to fix, so a bad correction never resumes the task.
 ReviewCheck = Callable[[dict[str, Any], dict[str, Any], Any], None]
+# Checks a valid input against the platform before the task is stored (the document exists in the caller's
+# project, the case is accepted, a model is configured); raises InvalidRequest (400) so that nothing is queued
+# that can only fail later.
+SubmitCheck = Callable[[Principal, Any], Awaitable[None]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +63,7 @@ class Kind:
     queue: str | None = None  # None: tasks.queue
     time_limit_s: float | None = None  # None: tasks.time_limits[name], else tasks.time_limit_s
     check_review: ReviewCheck | None = None  # (decision, input, interrupt_data)
+    check_submit: SubmitCheck | None = None  # (principal, input model)
 
 
 class KindRegistry:
@@ -80,24 +89,15 @@ class KindRegistry:
             raise InvalidRequest(f"unknown task kind '{name}'; known kinds: {known}", param="kind")
         return kind
 
-    def validate(self, name: str, data: Any) -> dict[str, Any]:
-        """The input as its kind's model dumps it; a 400 naming ``input.<field>`` when it does not fit."""
+    def validate(self, name: str, data: Any) -> BaseModel:
+        """The input as its kind's model; a 400 naming ``input.<field>`` when it does not fit."""
         kind = self.get(name)
         if not isinstance(data, dict):
             raise InvalidRequest("'input' must be a JSON object", param="input")
         try:
-            model = kind.input_model.model_validate(data)
+            return kind.input_model.model_validate(data)
         except ValidationError as exc:
-            problems = []
-            for item in exc.errors():
-                field = "input" + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in item["loc"])
-                problems.append((field, item["msg"], item["type"]))
-            detail = "; ".join(
-                f"'{field}' is required" if kind_ == "missing" else f"'{field}': {msg}"
-                for field, msg, kind_ in problems
-            )
-            raise InvalidRequest(f"invalid input for kind '{name}': {detail}", param=problems[0][0]) from None
-        return model.model_dump(mode="json")
+            raise invalid_from(exc, kind.input_model, "input", f"input for kind '{name}'") from None
 
     def parse(self, name: str, data: dict[str, Any]) -> Any:
         return self.get(name).input_model.model_validate(data)

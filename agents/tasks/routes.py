@@ -42,6 +42,7 @@ def task_routes(tasks: TaskService, authenticate: Authenticate) -> list[BaseRout
             kind=params.get("kind") or None,
             limit=query_int(params, "limit", 50, 1, MAX_PAGE),
             offset=query_int(params, "offset", 0, 0, MAX_OFFSET),
+            project=params.get("project") or None,
         )
         return JSONResponse(found)
 
@@ -56,7 +57,7 @@ def task_routes(tasks: TaskService, authenticate: Authenticate) -> list[BaseRout
         return JSONResponse(reviewed)
 
     async def stats(request: Request) -> Response:
-        return JSONResponse(await tasks.stats(principal_of(request)))
+        return JSONResponse(await tasks.stats(principal_of(request), request.query_params.get("project") or None))
 
     async def events(request: Request) -> Response:
         principal = principal_of(request)

@@ -94,6 +94,11 @@ class TaskRuntime:
     def distributed(self) -> bool:
         return self.redis is not None
 
+    @property
+    def worker_threads(self) -> int:
+        """Threads executing tasks in this process; 0 when ``aitp worker`` processes run them."""
+        return len(self._worker.workers) if self._worker is not None else 0
+
     def enqueue(self, task_id: str, kind: str) -> None:
         actor = self.actors.get(kind)
         if actor is None:

@@ -14,7 +14,7 @@ from typing import Annotated, Any, Literal
 import redis
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from core.errors import InvalidRequest
+from core.errors import InvalidRequest, NotFound
 from core.identity.principal import Principal
 from core.validation import Text, check_int, check_text, parse
 
@@ -55,6 +55,15 @@ class ReviewSpec(BaseModel):
         return self
 
 
+def _scope(principal: Principal, project: str | None) -> str | None:
+    """The project to read: the caller's own, or for the server admin key ``project`` (None: all)."""
+    if project is None:
+        return principal.scope()
+    if not principal.can_read(check_text(project, "project")):
+        raise NotFound(f"no project '{project}'; GET /api/projects lists them", code="project_not_found")
+    return project
+
+
 class TaskService:
     def __init__(self, runtime: TaskRuntime) -> None:
         self.runtime = runtime
@@ -74,7 +83,12 @@ class TaskService:
             SubmitSpec, {"kind": kind, "input": input, "idempotency_key": idempotency_key, "priority": priority}
         )
         task_input = self.runtime.kinds.validate(spec.kind, spec.input)
-        return await self.start(principal, spec.kind, task_input, spec.idempotency_key, spec.priority)
+        check = self.runtime.kinds.get(spec.kind).check_submit
+        if check is not None:
+            await check(principal, task_input)
+        return await self.start(
+            principal, spec.kind, task_input.model_dump(mode="json"), spec.idempotency_key, spec.priority
+        )
 
     async def start(
         self,
@@ -108,8 +122,9 @@ class TaskService:
         kind: str | None = None,
         limit: int = 50,
         offset: int = 0,
+        project: str | None = None,
     ) -> dict[str, Any]:
-        """``{total, items, limit, offset}``, newest first."""
+        """``{total, items, limit, offset}``, newest first; ``project`` narrows the server admin key's view."""
         if status is not None and status not in STATUSES:
             raise InvalidRequest(
                 f"query parameter 'status' must be one of {', '.join(STATUSES)}, got {status!r}", param="status"
@@ -118,7 +133,7 @@ class TaskService:
             self.runtime.kinds.get(kind)
         check_int(limit, "limit", 1, MAX_PAGE)
         check_int(offset, "offset", 0, MAX_OFFSET)
-        total, rows = await self._store.find(principal.scope(), status, kind, limit, offset)
+        total, rows = await self._store.find(_scope(principal, project), status, kind, limit, offset)
         return {"total": total, "items": [task_view(r) for r in rows], "limit": limit, "offset": offset}
 
     async def cancel(self, principal: Principal, task_id: str) -> dict[str, Any]:
@@ -147,8 +162,8 @@ class TaskService:
         self._enqueue(row["id"], row["kind"])
         return task_view(row)
 
-    async def stats(self, principal: Principal) -> dict[str, Any]:
-        return await self._store.stats(principal.scope())
+    async def stats(self, principal: Principal, project: str | None = None) -> dict[str, Any]:
+        return await self._store.stats(_scope(principal, project))
 
     def _enqueue(self, task_id: str, kind: str) -> None:
         try:

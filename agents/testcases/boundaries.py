@@ -21,9 +21,10 @@ _NUM = (
 _UNIT = (
     r"\s*(?P<u{i}>个字符|个汉字|个字|字符|位数|位|字(?![母段体号])|个月|分钟|秒钟|毫秒|小时|秒|天|周|月|年|次|个|件|张|条|人|项|岁|"
     r"元|块|美元|%|％|"
+    r"(?:(?:failed|wrong|incorrect|invalid|unsuccessful|consecutive|login|sign-in|password)\s+){{0,3}}"
     r"(?:characters?|chars?|digits?|letters?|percent|times|attempts?|tries|items?|requests?|orders?|products?|"
     r"users?|milliseconds?|ms|seconds?|secs?|minutes?|mins?|hours?|hrs?|days?|weeks?|months?|years?|yuan|rmb|cny|"
-    r"usd|dollars?|s|h)(?![A-Za-z]))?"
+    r"usd|dollars?|[KMGT]B|s|h)(?![A-Za-z]))?"
 )
 _LENGTH = {"个字符", "个汉字", "个字", "字符", "位数", "位", "字", "character", "char", "digit", "letter"}
 _TIME = {"个月", "分钟", "秒钟", "毫秒", "小时", "秒", "天", "周", "月", "年", "millisecond", "ms", "second", "sec"}
@@ -44,23 +45,31 @@ _RANGES = [
 ]
 _MAX_WORDS = (
     r"at most|up to|no more than|not more than|no greater than|not greater than|a maximum of|maximum(?: of)?|"
-    r"max\.?|(?:cannot|can't|must not|may not|should not|shall not|does not|do not|not to|never) exceed|within|"
-    r"最多|至多|不超过|不多于|不高于|不大于|小于等于|≤|<=|上限为?|最大为?|最长为?|最高为?|(?:不能|不得|不可|不应)超过"
+    r"max\.?|no larger than|not larger than|no bigger than|"
+    r"(?:cannot|can't|must not|may not|should not|shall not|does not|do not|not to|never) exceed|within|"
+    r"最多|至多|不超过|不多于|不高于|不大于|小于等于|≤|<=|上限为?|最大为?|最长为?|最高为?|(?:不能|不得|不可|不应)超过|仅限|只能"
 )
 _MIN_WORDS = (
     r"at least|a minimum of|minimum(?: of)?|min\.?|no less than|not less than|no fewer than|not fewer than|"
-    r"不少于|不低于|不小于|至少|最少|最低为?|最短为?|大于等于|≥|>="
+    r"不少于|不低于|不小于|至少|最少|最低为?|最短为?|大于等于|(?<![不未])满|≥|>="
 )
-_GT_WORDS = r"more than|greater than|over|above|(?<!不)大于|(?<!不)超过|(?<!不)高于|(?<!不能)(?<!不得)超出|>"
-_LT_WORDS = r"less than|fewer than|below|under|(?<!不)小于|(?<!不)少于|(?<!不)低于|<"
+_GT_WORDS = (
+    r"more than|greater than|longer than|larger than|bigger than|exceeds?|exceeding|over|above|"
+    r"(?<!不)大于|(?<!不)超过|(?<!不)高于|(?<!不能)(?<!不得)超出|>"
+)
+_LT_WORDS = (
+    r"less than|fewer than|shorter than|smaller than|below|under|不满|未满|不足|(?<!不)小于|(?<!不)少于|(?<!不)低于|<"
+)
+# "最多领取 3 张", "不超过订单金额的 50%": a few CJK words may stand between the limit word and its number.
+_VERB = r"(?:[\u4e00-\u9fff]{1,6}?\s*)?"
 _BOUNDS: list[tuple[re.Pattern[str], str]] = [
-    (re.compile(rf"(?<![A-Za-z])(?:{_MAX_WORDS})\s*(?:为|是)?\s*{_num(1)}", _FLAGS), "max"),
+    (re.compile(rf"(?<![A-Za-z])(?:{_MAX_WORDS})\s*(?:为|是)?\s*{_VERB}{_num(1)}", _FLAGS), "max"),
     (
         re.compile(rf"{_num(1)}\s*(?:or less|or fewer|or below|and below|以内|之内|或以下|及以下|以下|内)", _FLAGS),
         "max",
     ),
-    (re.compile(rf"(?<![A-Za-z])(?:{_MIN_WORDS})\s*(?:为|是)?\s*{_num(1)}", _FLAGS), "min"),
-    (re.compile(rf"{_num(1)}\s*(?:or more|or above|and above|及以上|或以上|以上)", _FLAGS), "min"),
+    (re.compile(rf"(?<![A-Za-z])(?:{_MIN_WORDS})\s*(?:为|是)?\s*{_VERB}{_num(1)}", _FLAGS), "min"),
+    (re.compile(rf"{_num(1)}\s*(?:or more|or above|and above|or older|or over|及以上|或以上|以上)", _FLAGS), "min"),
     (re.compile(rf"(?<![A-Za-z])(?:{_LT_WORDS})\s*{_num(1)}", _FLAGS), "lt"),
     (re.compile(rf"(?<![A-Za-z])(?:{_GT_WORDS})\s*{_num(1)}", _FLAGS), "gt"),
 ]
@@ -118,15 +127,36 @@ def sample_string(length: int, digits_only: bool = False) -> str:
     return (base * (length // len(base) + 1))[:length]
 
 
+@dataclass(frozen=True, slots=True)
+class Bound:
+    """A limit as written: where it stands in the text and how it is phrased.
+
+    ``kind`` is ``range`` (``3-20 位``), ``max``/``min`` (inclusive words: 最多, at least), ``lt``/``gt``
+    (strict words: 小于, more than, whose polarity the sentence decides) or ``bare`` (``连续输错 5 次``).
+    """
+
+    start: int
+    end: int
+    kind: Literal["range", "max", "min", "lt", "gt", "bare"]
+    limit: Limit
+
+
 def find_limits(text: str, max_limits: int = 3) -> list[Limit]:
     """The limits stated in ``text``, in reading order, at most ``max_limits``."""
-    text = _EXAMPLE.sub("", text)
+    return [bound.limit for bound in find_bounds(text)[:max_limits]]
+
+
+def find_bounds(text: str) -> list[Bound]:
+    """Every limit stated in ``text`` with its span and phrasing, in reading order.
+
+    Examples ("e.g. a $120.50 order") are skipped; positions refer to ``text`` as given.
+    """
+    text = _EXAMPLE.sub(lambda m: " " * len(m.group(0)), text)
     digits_only = bool(_DIGITS_ONLY.search(text)) and not _LETTERS.search(text)
-    taken: list[tuple[int, int]] = []
-    found: list[tuple[int, Limit]] = []
+    found: list[Bound] = []
 
     def free(span: tuple[int, int]) -> bool:
-        return all(span[1] <= a or span[0] >= b for a, b in taken)
+        return all(span[1] <= b.start or span[0] >= b.end for b in found)
 
     for pattern in _RANGES:
         for m in pattern.finditer(text):
@@ -136,8 +166,7 @@ def find_limits(text: str, max_limits: int = 3) -> list[Limit]:
             if low > high or not free(m.span()) or (not unit[0] and not _ranged_word(text, m)):
                 continue
             limit = _make(low, high, unit, prefix, digits_only, m.group("n1"), m.group("n2"))
-            taken.append(m.span())
-            found.append((m.start(), limit))
+            found.append(Bound(m.start(), m.end(), "range", limit))
     for pattern, kind in _BOUNDS:
         for m in pattern.finditer(text):
             if not free(m.span()):
@@ -155,8 +184,8 @@ def find_limits(text: str, max_limits: int = 3) -> list[Limit]:
                 hi = value - probe.step
             else:
                 lo = value + probe.step
-            taken.append(m.span())
-            found.append((m.start(), _make(lo, hi, unit, prefix, digits_only, m.group("n1"))))
+            limit = _make(lo, hi, unit, prefix, digits_only, m.group("n1"))
+            found.append(Bound(m.start(), m.end(), kind, limit))  # type: ignore[arg-type]
     for m in _BARE.finditer(text):
         unit = _unit(m, 1)
         prefix = bool(m.group("cur1"))
@@ -168,10 +197,9 @@ def find_limits(text: str, max_limits: int = 3) -> list[Limit]:
             limit = Limit(value, value, limit.quantity, limit.unit, limit.step, True, prefix, digits_only)
         elif limit.quantity != "length":
             continue
-        taken.append(m.span())
-        found.append((m.start(), limit))
-    found.sort(key=lambda item: item[0])
-    return [limit for _, limit in found[:max_limits]]
+        found.append(Bound(m.start(), m.end(), "bare", limit))
+    found.sort(key=lambda bound: bound.start)
+    return found
 
 
 def _ranged_word(text: str, m: re.Match[str]) -> bool:

@@ -1,186 +1,130 @@
-"""Test cases as JSON, CSV, XLSX and Markdown files (bytes, UTF-8, Chinese intact).
+"""Test-case exports by format name: the registry every interface (REST, MCP, CLI) reads.
 
-CSV and XLSX cells that a spreadsheet would run as a formula (starting with ``= + - @``, tab or
-carriage return) get a leading apostrophe, as OWASP advises against CSV injection.
+Formats: ``json``, ``csv``, ``xlsx`` and ``md`` (generic; headers in Chinese
+or English), ``zentao`` (ZenTao import CSV), ``testlink`` (TestLink XML),
+``xray`` (Xray Test Case Importer CSV) and ``xmind`` (XMind mind map). Each
+module names the import documentation it follows.
+
+To add a format, write ``write_x(document: ExportDocument) -> bytes`` in a
+module beside this one and add an :class:`Exporter` to :data:`EXPORTERS`.
+``layouts`` lists the layouts the format honours: the generic tables take
+one row per case or per step; a tool's format has the one layout its
+importer reads, and asking it for another is refused rather than ignored.
 """
 
 from __future__ import annotations
 
-import csv
-import io
-import json
-import re
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Literal
 
-from agents.testcases.schemas import Coverage, TestCase
+from .export_base import CASE_COLUMNS, ExportDocument, Lang, Layout, escape_formula, table_rows
+from .export_tables import write_csv, write_json, write_markdown, write_xlsx
+from .export_testlink import write_testlink
+from .export_xmind import write_xmind
+from .export_xray import write_xray
+from .export_zentao import write_zentao
+from .schemas import Coverage, TestCase
 
-COLUMNS = (
-    "id",
-    "title",
-    "module",
-    "priority",
-    "type",
-    "preconditions",
-    "steps",
-    "expected",
-    "covers",
-    "source",
-    "review_status",
-    "prompt",
-)
-_WIDTHS = (14, 40, 14, 9, 12, 36, 60, 48, 12, 11, 14, 24)
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-_ILLEGAL_XLSX = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
+COLUMNS = CASE_COLUMNS  # the generic table's column keys, in order
+# The names of EXPORTERS, for typed interfaces (MCP tool arguments); a test keeps the two equal.
+FormatName = Literal["json", "csv", "xlsx", "md", "zentao", "testlink", "xray", "xmind"]
 
 
-def export_json(cases: Sequence[TestCase], coverage: Coverage | None) -> bytes:
-    document = {
-        "cases": [case.model_dump(mode="json") for case in cases],
-        "coverage": coverage.model_dump(mode="json") if coverage is not None else None,
-    }
-    return json.dumps(document, ensure_ascii=False, indent=2).encode("utf-8")
+@dataclass(frozen=True, slots=True)
+class Exporter:
+    name: str
+    extension: str
+    media_type: str
+    binary: bool  # served as a blob, never as text
+    layouts: tuple[Layout, ...]
+    description: str
+    write: Callable[[ExportDocument], bytes]
+
+    @property
+    def resource_suffix(self) -> str:
+        """``csv`` for the generic CSV, ``zentao.csv`` for a tool's CSV: the end of file and resource names."""
+        return self.extension if self.name == self.extension else f"{self.name}.{self.extension}"
 
 
-def export_csv(cases: Sequence[TestCase]) -> bytes:
-    """One row per case; UTF-8 with a BOM so that Excel reads the Chinese text."""
-    buffer = io.StringIO(newline="")
-    writer = csv.writer(buffer, lineterminator="\r\n")
-    writer.writerow(COLUMNS)
-    for case in cases:
-        writer.writerow([escape_formula(value) for value in row(case)])
-    return buffer.getvalue().encode("utf-8-sig")
-
-
-def export_xlsx(cases: Sequence[TestCase], coverage: Coverage | None) -> bytes:
-    """Sheet "Test cases" (bold, frozen header; wrapped text) and sheet "Coverage"."""
-    from openpyxl import Workbook
-    from openpyxl.styles import Alignment, Font
-    from openpyxl.utils import get_column_letter
-
-    book = Workbook()
-    sheet = book.active
-    assert sheet is not None
-    sheet.title = "Test cases"
-    sheet.append(list(COLUMNS))
-    for case in cases:
-        sheet.append([_xlsx(value) for value in row(case)])
-    for index, width in enumerate(_WIDTHS, start=1):
-        sheet.column_dimensions[get_column_letter(index)].width = width
-    wrap = Alignment(wrap_text=True, vertical="top")
-    for cells in sheet.iter_rows():
-        for cell in cells:
-            cell.alignment = wrap
-    for cell in sheet[1]:
-        cell.font = Font(bold=True)
-    sheet.freeze_panes = "A2"
-    if cases:
-        sheet.auto_filter.ref = sheet.dimensions
-
-    cover = book.create_sheet("Coverage")
-    cover.append(["point", "requirement", "cases", "covered"])
-    points = coverage.points if coverage is not None else []
-    for point in points:
-        cover.append(
-            [_xlsx(point.id), _xlsx(point.text), _xlsx(", ".join(point.cases)), "yes" if point.cases else "no"]
+_CSV = "text/csv; charset=utf-8"
+EXPORTERS: Mapping[str, Exporter] = MappingProxyType(
+    {
+        e.name: e
+        for e in (
+            Exporter("json", "json", "application/json", False, ("case",), "cases and coverage as JSON", write_json),
+            Exporter("csv", "csv", _CSV, False, ("case", "step"), "spreadsheet CSV (UTF-8 with BOM)", write_csv),
+            Exporter(
+                "xlsx",
+                "xlsx",
+                "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+                True,
+                ("case", "step"),
+                "Excel workbook: cases and coverage sheets",
+                write_xlsx,
+            ),
+            Exporter("md", "md", "text/markdown; charset=utf-8", False, ("case", "step"), "Markdown", write_markdown),
+            Exporter("zentao", "csv", _CSV, False, ("case",), "ZenTao (禅道) test-case import CSV", write_zentao),
+            Exporter(
+                "testlink", "xml", "application/xml; charset=utf-8", False, ("step",), "TestLink XML", write_testlink
+            ),
+            Exporter("xray", "csv", _CSV, False, ("step",), "Xray Test Case Importer CSV", write_xray),
+            Exporter("xmind", "xmind", "application/vnd.xmind.workbook", True, ("step",), "XMind map", write_xmind),
         )
-    if coverage is not None:
-        cover.append([])
-        cover.append(["ratio", coverage.ratio])
-        cover.cell(cover.max_row, 2).number_format = "0.0%"
-        cover.append(["uncovered", _xlsx(", ".join(coverage.uncovered))])
-    for letter, width in zip("ABCD", (12, 60, 40, 10), strict=True):
-        cover.column_dimensions[letter].width = width
-    for cells in cover.iter_rows():
-        for cell in cells:
-            cell.alignment = wrap
-    for cell in cover[1]:
-        cell.font = Font(bold=True)
-    cover.freeze_panes = "A2"
-
-    out = io.BytesIO()
-    book.save(out)
-    return out.getvalue()
+    }
+)
+ALIASES: Mapping[str, str] = MappingProxyType({"markdown": "md", "excel": "xlsx"})
 
 
-def export_markdown(cases: Sequence[TestCase], coverage: Coverage | None, title: str = "Test cases") -> bytes:
-    lines = [f"# {title}", ""]
-    summary = f"Cases: {len(cases)}"
-    if coverage is not None:
-        covered = len(coverage.points) - len(coverage.uncovered)
-        summary += f" · Coverage: {coverage.ratio:.0%} ({covered} of {len(coverage.points)} points)"
-        if coverage.uncovered:
-            summary += f" · Uncovered: {', '.join(coverage.uncovered)}"
-    lines += [summary, ""]
-    for case in cases:
-        lines += [f"## {case.id} {_inline(case.title)}", ""]
-        lines.append(f"- Module: {_inline(case.module)}")
-        lines.append(f"- Priority: {case.priority} · Type: {case.type} · Covers: {', '.join(case.covers)}")
-        lines.append(f"- Source: {case.source}{_prompt_suffix(case)} · Review: {case.review_status}")
-        lines.append("")
-        if case.preconditions:
-            lines += ["**Preconditions**", ""]
-            lines += [f"- {_inline(p)}" for p in case.preconditions]
-            lines.append("")
-        lines += ["| # | Action | Data | Expected |", "|---|---|---|---|"]
-        for step in case.steps:
-            lines.append(
-                f"| {step.step} | {_md_cell(step.action)} | {_md_cell(step.data)} | {_md_cell(step.expected)} |"
-            )
-        lines.append("")
-    if coverage is not None:
-        lines += ["## Coverage", "", "| Point | Requirement | Cases |", "|---|---|---|"]
-        for point in coverage.points:
-            cases_cell = ", ".join(point.cases) if point.cases else "**uncovered**"
-            lines.append(f"| {point.id} | {_md_cell(point.text)} | {_md_cell(cases_cell)} |")
-        lines.append("")
-    return "\n".join(lines).encode("utf-8")
+def exporter(name: str) -> Exporter | None:
+    """The exporter called ``name`` (case-insensitive, aliases allowed), or None."""
+    key = name.strip().lower()
+    return EXPORTERS.get(ALIASES.get(key, key))
 
 
-def row(case: TestCase) -> list[str]:
-    """The CSV/XLSX cells of a case, in :data:`COLUMNS` order (not yet escaped)."""
-    steps = []
-    for step in case.steps:
-        data = f" [{step.data}]" if step.data else ""
-        steps.append(f"{step.step}. {step.action}{data} → {step.expected}")
-    return [
-        case.id,
-        case.title,
-        case.module,
-        case.priority,
-        case.type,
-        "\n".join(case.preconditions),
-        "\n".join(steps),
-        "\n".join(f"{step.step}. {step.expected}" for step in case.steps),
-        ", ".join(case.covers),
-        case.source,
-        case.review_status,
-        _prompt(case),
-    ]
+# The generic formats as plain functions, for callers holding cases rather than a task.
+def export_json(cases: Sequence[TestCase], coverage: Coverage | None, lang: Lang = "en") -> bytes:
+    return write_json(ExportDocument(cases, coverage, "", lang))
 
 
-def escape_formula(value: str) -> str:
-    """A leading apostrophe for a cell a spreadsheet would evaluate (OWASP CSV injection)."""
-    return "'" + value if value.startswith(_FORMULA_START) else value
+def export_csv(cases: Sequence[TestCase], lang: Lang = "en", layout: Layout = "case") -> bytes:
+    return write_csv(ExportDocument(cases, None, "", lang, layout))
 
 
-def _xlsx(value: str) -> str:
-    return escape_formula(_ILLEGAL_XLSX.sub("", value))
+def export_xlsx(
+    cases: Sequence[TestCase], coverage: Coverage | None, lang: Lang = "en", layout: Layout = "case"
+) -> bytes:
+    return write_xlsx(ExportDocument(cases, coverage, "", lang, layout))
 
 
-def _prompt(case: TestCase) -> str:
-    if not case.prompt_name:
-        return ""
-    return f"{case.prompt_name}@v{case.prompt_version}" if case.prompt_version is not None else case.prompt_name
+def export_markdown(
+    cases: Sequence[TestCase],
+    coverage: Coverage | None,
+    title: str = "Test cases",
+    lang: Lang = "en",
+    layout: Layout = "case",
+) -> bytes:
+    return write_markdown(ExportDocument(cases, coverage, title, lang, layout))
 
 
-def _prompt_suffix(case: TestCase) -> str:
-    prompt = _prompt(case)
-    return f" ({prompt})" if prompt else ""
+def row(case: TestCase, lang: Lang = "en") -> list[str]:
+    """The generic table's cells of one case, in :data:`COLUMNS` order (not yet escaped)."""
+    return table_rows(ExportDocument([case], None, "", lang))[1][0]
 
 
-def _inline(text: str) -> str:
-    return " ".join(text.split())
-
-
-def _md_cell(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("|", "\\|").replace("\r\n", "<br>").replace("\n", "<br>")
+__all__ = [
+    "ALIASES",
+    "COLUMNS",
+    "EXPORTERS",
+    "ExportDocument",
+    "Exporter",
+    "FormatName",
+    "escape_formula",
+    "export_csv",
+    "export_json",
+    "export_markdown",
+    "export_xlsx",
+    "exporter",
+    "row",
+]

@@ -17,7 +17,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from core.errors import APIError, NotFound
+from core.errors import APIError, InvalidRequest, NotFound
+from core.identity.principal import Principal
 from gateway.prompts.use import prepare
 from gateway.schemas import PromptRef
 
@@ -26,12 +27,14 @@ from ..services import AgentServices
 from ..tasks.context import TaskContext
 from ..tasks.kinds import Kind, TaskError
 from ..tasks.workflow import Workflow
+from .consistency import remove_conflicts
 from .coverage import coverage
 from .dedupe import case_key, dedupe_text, near_duplicates
-from .heuristic import heuristic_cases
+from .heuristic import rule_based_cases
 from .points import detect_language, split_requirement
 from .schemas import (
     CASE_TYPES,
+    DRAFT_LABELS,
     PRIORITIES,
     CaseDraft,
     CaseType,
@@ -106,13 +109,19 @@ class Generator:
             points_used = [RequirementPoint.model_validate(p) for p in output["requirement_points"]]
             open_questions = list(output.get("open_questions") or [])
             source: Literal["llm", "heuristic"] = "llm"
+            written = {}
         else:
             written = await self.wf.step("heuristic_fallback", 75, lambda: self._heuristic(points, options))
-            drafts = [CaseDraft.model_validate(x) for x in written]
+            if isinstance(written, list):  # a checkpoint of an earlier version: the cases only
+                written = {"cases": written}
+            drafts = [CaseDraft.model_validate(x) for x in written["cases"]]
             points_used = [RequirementPoint.model_validate(p) for p in points]
             open_questions = []
             source = "heuristic"
         prompt_tag = {"name": plan.get("name"), "version": plan.get("version")} if source == "llm" else None
+        # Cases must not contradict each other, whoever wrote them; the rules check their own too.
+        drafts, contradictions = remove_conflicts(drafts)
+        contradictions = [*written.get("conflicts_removed", []), *contradictions]
         kept = await self.wf.step("dedupe", 85, lambda: self._dedupe(drafts, source, prompt_tag))
         await self.wf.step("store", 95, lambda: self._store(kept["cases"]))
         stored = [TestCase.model_validate(x) for x in kept["cases"]]
@@ -121,8 +130,14 @@ class Generator:
         if llm.get("fallback"):
             self.s.metrics.fallbacks.labels(llm["fallback"]["reason"]).inc()
         cover = coverage(points_used, stored)
+        label = DRAFT_LABELS[language] if source == "heuristic" else None
         return {
             "source": source,
+            "draft": source == "heuristic",
+            "label": label,
+            "notes": list(written.get("notes", [])),
+            "dropped": dict(written.get("dropped", {})),
+            "contradictions_removed": contradictions,
             "fallback": llm.get("fallback"),
             "requirement": {"source": req["source"], "chars": len(req["text"]), "language": language},
             "prompt": prompt_tag,
@@ -133,7 +148,7 @@ class Generator:
             "requirement_points": [p.model_dump() for p in points_used],
             "coverage": cover.model_dump(),
             "open_questions": open_questions,
-            "cases": [case.model_dump(mode="json") for case in stored],
+            "cases": [{**case.model_dump(mode="json"), "draft": case.draft, "label": case.label} for case in stored],
             "resumed_from": self.wf.resumed_from,
         }
 
@@ -297,9 +312,14 @@ class Generator:
         output.cases = kept[: options.max_cases]
         return {"output": output.model_dump(mode="json"), "errors": []}
 
-    async def _heuristic(self, points: list[dict[str, Any]], options: GenerationOptions) -> list[dict[str, Any]]:
-        drafts = heuristic_cases([RequirementPoint.model_validate(p) for p in points], options)
-        return [d.model_dump(mode="json") for d in drafts]
+    async def _heuristic(self, points: list[dict[str, Any]], options: GenerationOptions) -> dict[str, Any]:
+        written = rule_based_cases([RequirementPoint.model_validate(p) for p in points], options)
+        return {
+            "cases": [d.model_dump(mode="json") for d in written.cases],
+            "dropped": written.dropped,
+            "notes": written.notes,
+            "conflicts_removed": written.conflicts_removed,
+        }
 
     async def _dedupe(
         self, drafts: list[CaseDraft], source: Literal["llm", "heuristic"], prompt: dict[str, Any] | None
@@ -339,9 +359,24 @@ def testcase_kind(services: AgentServices) -> Kind:
     async def run(ctx: TaskContext, spec: GenerateInput) -> dict[str, Any]:
         return await Generator(services, ctx, spec).run()
 
+    async def check_submit(principal: Principal, spec: GenerateInput) -> None:
+        if spec.document_id is None:
+            return
+        try:
+            await services.kb.get_document(principal.project_id, spec.document_id)
+        except NotFound:
+            # Another project's document is "not found" too: its existence is not the caller's to know.
+            raise InvalidRequest(
+                f"knowledge-base document '{spec.document_id}' not found in project '{principal.project_id}'; "
+                "GET /api/kb/documents (or `aitp kb list`) lists its documents, or send 'requirement' text instead",
+                param="input.document_id",
+                code="document_not_found",
+            ) from None
+
     return Kind(
         name="testcase.generate",
         input_model=GenerateInput,
         run=run,
         description="requirement text or a knowledge-base document -> reviewed-ready test cases with coverage",
+        check_submit=check_submit,
     )

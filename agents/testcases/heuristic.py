@@ -1,42 +1,46 @@
-"""The rule-based baseline: test cases without a model.
+"""The rule-based generator: test-case drafts without a model, marked ``source: heuristic``.
 
-Used when no LLM answer is usable. Per requirement point it writes a positive functional case,
-boundary cases from the numbers, ranges and lengths in the text (min-1, min, min+1, max-1, max,
-max+1 with concrete values), a negative case for a stated constraint, and — across points — security
-cases for login, session, permission and payment wording. Options decide the types, priorities,
-language and the cap; every point gets a case before any point gets a second one.
+Used when no LLM answer is usable. It reads each numeric constraint with its polarity
+(:mod:`agents.testcases.constraints`) and writes, in the order a capped budget spends them:
+
+1. a boundary case per numeric constraint (min−1, min, max, max+1 with outcomes that follow from the
+   constraint, quoting the requirement's message), then a negative case of values far outside;
+2. other negative cases (empty, malformed e-mail or phone, forbidden characters, duplicates);
+3. one functional path per requirement point, entering a valid value in each field it names;
+4. security cases for login, session, permission and payment wording.
+
+A case covers only the points it was built for. Nothing is invented: a number in a case is one of the
+requirement's or a boundary derived from it. The result says which asked-for cases the cap left out, and
+a consistency check (:mod:`agents.testcases.consistency`) removes any case that contradicts another.
+Every case is a draft for review: the rules do not understand the requirement, they read it.
 """
 
 from __future__ import annotations
 
-import itertools
 import re
+from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass
-from decimal import Decimal
+from dataclasses import dataclass, field
 
-from agents.testcases.boundaries import Limit, find_limits
+from agents.testcases.boundaries import Limit
+from agents.testcases.consistency import remove_conflicts
+from agents.testcases.constraints import Constraint, find_constraints, merge_across
+from agents.testcases.ranges import NEGATIVE_TIER, boundary_case, negative_case, valid_step
 from agents.testcases.schemas import (
+    CASE_TYPES,
     PRIORITIES,
     CaseDraft,
     CaseType,
     GenerationOptions,
-    Priority,
     RequirementPoint,
-    Step,
 )
-from agents.testcases.wording import Words, words
+from agents.testcases.wording import words
+from agents.testcases.writer import Candidate, Writer, fill, short
 
 _I = re.IGNORECASE
 _CORE = re.compile(
     r"必须|不得|不能|禁止|登录|支付|付款|密码|金额|退款|权限|must|shall|cannot|log ?in|sign ?in|password|payment|"
     r"\bpay\b|checkout|refund|permission",
-    _I,
-)
-_CONSTRAINT = re.compile(
-    r"必须|应|须|需要|不能|不得|不可|只能|仅|至少|最多|不超过|不少于|不低于|不高于|之间|以内|范围|"
-    r"must|should|shall|cannot|can't|only|at least|at most|up to|within|no more than|no less than|between|"
-    r"limit|range|allowed|required",
     _I,
 )
 _MODULES: tuple[tuple[re.Pattern[str], str, str], ...] = tuple(
@@ -94,68 +98,81 @@ _SQL = "' OR '1'='1' -- "
 _SCRIPT = "<script>alert(1)</script>"
 
 
+FUNCTIONAL_TIER = 2
+SECURITY_TIER = 3
+
+
 @dataclass(slots=True)
-class _Candidate:
-    level: int  # 0 = most important; mapped onto the allowed priorities
-    seq: int
-    draft: CaseDraft
+class RuleBasedCases:
+    """What the rules wrote, and what they did not: asked-for cases the cap left out, by type, and why."""
 
-
-class _Writer:
-    def __init__(self, options: GenerationOptions, module: str) -> None:
-        self.w: Words = words(options.language)
-        self.lang = options.language
-        self.module = module
-        self.allowed: list[Priority] = sorted(set(options.priorities), key=PRIORITIES.index)
-        self.seq = itertools.count()
-
-    def case(
-        self, level: int, type_: CaseType, title: str, covers: list[str], steps: list[tuple[str, str, str]], **fmt: str
-    ) -> _Candidate:
-        w, module = self.w, self.module
-        pre = [w["pre_system"].format(module=module), w["pre_data"]]
-        if type_ != "security" and _SECURITY[0][1].search(" ".join([title, *(s[0] for s in steps)])):
-            pre.append(w["pre_account"])
-        draft = CaseDraft(
-            title=_clip(title, 200),
-            module=module,
-            preconditions=pre,
-            steps=[
-                Step(step=i, action=_fill(a, fmt), data=d, expected=_fill(e, fmt))
-                for i, (a, d, e) in enumerate(steps, start=1)
-            ],
-            priority=self.allowed[min(level, len(self.allowed) - 1)],
-            type=type_,
-            covers=covers,
-        )
-        return _Candidate(level, next(self.seq), draft)
+    cases: list[CaseDraft]
+    dropped: dict[str, int] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    conflicts_removed: list[str] = field(default_factory=list)
 
 
 def heuristic_cases(points: list[RequirementPoint], options: GenerationOptions) -> list[CaseDraft]:
-    """A baseline set of cases for ``points``, most important first, at most ``options.max_cases``."""
+    """The rule-based cases for ``points``, most important first, at most ``options.max_cases``."""
+    return rule_based_cases(points, options).cases
+
+
+def rule_based_cases(points: list[RequirementPoint], options: GenerationOptions) -> RuleBasedCases:
+    """The rule-based cases with what the cap dropped and notes on what could not be written."""
     if not points:
-        return []
+        return RuleBasedCases(cases=[])
     module = options.module.strip() or infer_module(" ".join(p.text for p in points), options.language)
-    writer = _Writer(options, module)
+    writer = Writer(options, module)
     types = set(options.case_types)
-    candidates: list[_Candidate] = []
-    for point in points:
-        limits = find_limits(point.text)
-        core = bool(_CORE.search(point.text))
-        if "functional" in types:
-            candidates.append(_functional(writer, point, limits, core))
-        if "boundary" in types:
-            candidates.extend(_boundary(writer, point, limits))
+    found = {p.id: find_constraints(p.text, options.language) for p in points}
+    text_of = {p.id: p.text for p in points}
+    candidates: list[Candidate] = []
+    for ids, constraint in merge_across([(p.id, c) for p in points for c in found[p.id]]):
+        text = text_of[ids[0]]
+        core = bool(_CORE.search(text))
+        if "boundary" in types and (case := boundary_case(writer, ids, text, constraint)) is not None:
+            candidates.append(case)
         if "negative" in types:
-            candidates.extend(_negative(writer, point, limits, core))
-    if "security" in types:
-        candidates.extend(_security(writer, points))
-    covered = {pid for c in candidates for pid in c.draft.covers}
-    first_type = next(t for t in ("functional", "boundary", "negative", "security") if t in types)
+            negative = negative_case(writer, ids, text, constraint, "boundary" not in types, core)
+            if negative is not None:
+                candidates.append(negative)
+    negatives_done: set[tuple[str, str]] = set()
     for point in points:
-        if point.id not in covered:
-            candidates.append(_generic(writer, point, first_type))
-    return _select(candidates, points, options.max_cases)
+        core = bool(_CORE.search(point.text))
+        if "negative" in types:
+            candidates.extend(_negative(writer, point, found[point.id], core, negatives_done))
+        if "functional" in types:
+            candidates.append(_functional(writer, point, found[point.id], core))
+    if "security" in types:
+        candidates.extend(_security(writer, points, found))
+    candidates = _merge_repeats(candidates)
+    drafts, removed = remove_conflicts([c.draft for c in candidates])
+    alive = {id(d) for d in drafts}
+    ranked = sorted((c for c in candidates if id(c.draft) in alive), key=lambda c: (c.tier, c.seq))
+    chosen, rest = ranked[: options.max_cases], ranked[options.max_cases :]
+    dropped: dict[str, int] = dict(Counter(str(c.draft.type) for c in rest))
+    chosen.sort(key=lambda c: (PRIORITIES.index(c.draft.priority), c.seq))
+    return RuleBasedCases(
+        cases=[c.draft for c in chosen],
+        dropped=dropped,
+        notes=_notes(options, ranked, dropped),
+        conflicts_removed=removed,
+    )
+
+
+def _merge_repeats(candidates: list[Candidate]) -> list[Candidate]:
+    """One case for two points that need the very same steps (R1 states a range, R2 its error): it covers both."""
+    first: dict[tuple[str, ...], Candidate] = {}
+    out: list[Candidate] = []
+    for c in candidates:
+        key = (c.draft.type, *(f"{s.action}|{s.data}|{s.expected}" for s in c.draft.steps))
+        if key in first:
+            kept = first[key].draft
+            kept.covers = list(dict.fromkeys([*kept.covers, *c.draft.covers]))
+            continue
+        first[key] = c
+        out.append(c)
+    return out
 
 
 def infer_module(text: str, language: str) -> str:
@@ -166,124 +183,76 @@ def infer_module(text: str, language: str) -> str:
     return words(language)["general"]
 
 
-def _select(candidates: list[_Candidate], points: list[RequirementPoint], cap: int) -> list[CaseDraft]:
-    def rank(c: _Candidate) -> tuple[int, int]:
-        return PRIORITIES.index(c.draft.priority), c.seq
-
-    ranked = sorted(candidates, key=rank)
-    chosen: dict[int, _Candidate] = {}
-    for point in points:  # coverage first: the best case of every point
-        if len(chosen) >= cap:
-            break
-        if any(point.id in c.draft.covers for c in chosen.values()):
-            continue
-        best = next((c for c in ranked if point.id in c.draft.covers), None)
-        if best is not None:
-            chosen[best.seq] = best
-    for candidate in ranked:
-        if len(chosen) >= cap:
-            break
-        chosen.setdefault(candidate.seq, candidate)
-    return [c.draft for c in sorted(chosen.values(), key=rank)]
+def _notes(options: GenerationOptions, ranked: list[Candidate], dropped: dict[str, int]) -> list[str]:
+    w = words(options.language)
+    notes = [w["draft_label"]]
+    if dropped:
+        types = ", ".join(f"{t}: {n}" for t, n in sorted(dropped.items()))
+        count = str(sum(dropped.values()))
+        notes.append(fill(w["note_dropped"], {"cap": str(options.max_cases), "count": count, "types": types}))
+    written = {c.draft.type for c in ranked}
+    for type_ in CASE_TYPES:
+        if type_ in options.case_types and type_ not in written:
+            notes.append(fill(w["note_missing"], {"type": type_, "why": w[f"why_{type_}"]}))
+    return notes
 
 
-def _functional(wr: _Writer, point: RequirementPoint, limits: list[Limit], core: bool) -> _Candidate:
+def _functional(wr: Writer, point: RequirementPoint, found: list[Constraint], core: bool) -> Candidate:
     w = wr.w
-    valid = [lim.render(_valid_value(lim), wr.lang) for lim in limits if not lim.threshold]
-    data = ("；" if wr.lang == "zh" else "; ").join(valid)
-    steps = [
-        (w["func_prepare"] if data else w["func_prepare_none"], data, w["func_prepared"]),
-        (w["func_do"], "", w["func_done"]),
-        (w["func_check"], "", w["func_checked"]),
-    ]
-    title = w["func_title"].format(short=_short(point.text))
-    return wr.case(0 if core else 1, "functional", title, [point.id], steps, point=point.text)
+    steps = [step for c in found if (step := valid_step(wr, c)) is not None]
+    if steps:
+        # Restating a sentence with numbers ("超过 99 件时提示…") as an expected result would claim an outcome
+        # for 99; the value steps above already say what happens.
+        steps += [(w["func_submit"], "", w["func_submitted"])]
+    else:
+        steps += [(w["func_prepare_none"], "", w["func_prepared"]), (w["func_do"], "", w["func_done"])]
+    steps.append((w["func_check"], "", w["func_checked"]))
+    title = fill(w["func_title"], {"short": short(point.text)})
+    return wr.case(FUNCTIONAL_TIER, 0 if core else 1, "functional", title, [point.id], steps, point=point.text)
 
 
-def _boundary(wr: _Writer, point: RequirementPoint, limits: list[Limit]) -> Iterator[_Candidate]:
-    w, short = wr.w, _short(point.text)
-    constraint = bool(_CONSTRAINT.search(point.text))
-    for lim in limits:
-        # A stated limit is validated (out of range is rejected); "orders over $100 ship free" is a condition.
-        validation = constraint or lim.quantity == "length"
-        if lim.threshold:
-            values = [v for v in (lim.hi - lim.step, lim.hi, lim.hi + lim.step) if v >= 0] if lim.hi is not None else []
-            yield _threshold_case(wr, point, lim, values)
-            continue
-        groups: list[tuple[str, list[Decimal]]] = []
-        if lim.exact and lim.lo is not None:
-            groups.append(("exact_title", [lim.lo - lim.step, lim.lo, lim.lo + lim.step]))
-        else:
-            if lim.lo is not None:
-                groups.append(("lower_title", [lim.lo - lim.step, lim.lo, lim.lo + lim.step]))
-            if lim.hi is not None:
-                groups.append(("upper_title", [lim.hi - lim.step, lim.hi, lim.hi + lim.step]))
-        for title_key, raw in groups:
-            values = list(dict.fromkeys(v for v in raw if lim.quantity not in ("length", "count") or v >= 0))
-            steps = []
-            for v in values:
-                shown = lim.render(v, wr.lang)
-                label = _fill(w["length_label"], {"n": lim.fmt(v)}) if lim.quantity == "length" else shown
-                action = {"length": w["set_length"], "time": w["set_time"]}.get(lim.quantity, w["set_value"])
-                outcome = ("valid", "invalid") if validation else ("meets", "misses")
-                expected = w[outcome[0] if _inside(lim, v) else outcome[1]]
-                steps.append(
-                    (
-                        _fill(action, {"v": lim.fmt(v) if lim.quantity == "length" else shown}),
-                        shown,
-                        _fill(expected, {"v": label}),
-                    )
-                )
-            title = w[title_key].format(short=short, values="/".join(lim.fmt(v) for v in values))
-            yield wr.case(1, "boundary", title, [point.id], steps, point=point.text)
+def _negative(
+    wr: Writer, point: RequirementPoint, found: list[Constraint], core: bool, done: set[tuple[str, str]]
+) -> Iterator[Candidate]:
+    """A negative case for a stated non-numeric rule (numeric ones have their own, see ``ranges``).
 
-
-def _threshold_case(wr: _Writer, point: RequirementPoint, lim: Limit, values: list[Decimal]) -> _Candidate:
-    w = wr.w
-    prefix = "time" if lim.quantity == "time" else "count"
-    n = lim.render(lim.hi, wr.lang) if lim.hi is not None else ""
-    steps = []
-    for v in values:
-        position = "below" if lim.hi is not None and v < lim.hi else "at" if v == lim.hi else "above"
-        shown = lim.render(v, wr.lang)
-        steps.append((_fill(w[f"{prefix}_do"], {"v": shown}), shown, w[f"{prefix}_{position}"]))
-    title = w["threshold_title"].format(short=_short(point.text), values="/".join(lim.fmt(v) for v in values))
-    return wr.case(1, "boundary", title, [point.id], steps, n=n, point=point.text)
-
-
-def _negative(wr: _Writer, point: RequirementPoint, limits: list[Limit], core: bool) -> Iterator[_Candidate]:
+    ``done`` holds the (kind, field) pairs written already: a malformed phone number is tested once.
+    """
     kind = next((key for key, pattern in _NEGATIVE if pattern.search(point.text)), None)
-    validated = [lim for lim in limits if not lim.threshold]
-    if kind in (None, "prohibit", "modal") and validated:
-        quantity = validated[0].quantity
-        if quantity == "length":
-            kind = "required"
-        elif quantity in ("number", "money", "percent") and _CONSTRAINT.search(point.text):
-            kind = "numeric"
-    if kind is None:
+    if kind is None or (kind in ("prohibit", "modal") and any(c.kind == "validation" for c in found)):
         return
+    field_name = next((c.field for c in found if c.kind == "validation"), "")
+    key = (kind, "" if kind in ("email", "phone") else field_name)
+    if key in done:
+        return
+    done.add(key)
     w = wr.w
     label, action = w[f"neg_{kind}"].split("|", 1)
-    data = {"charset": _bad_chars(validated), "unique": w["unique_data"]}.get(kind, _NEGATIVE_DATA.get(kind, ""))
+    if field_name:
+        action = fill(w["in_field"], {"field": field_name, "action": action})
+    limits = [c.limit for c in found]
+    data = {"charset": _bad_chars(limits), "unique": w["unique_data"]}.get(kind, _NEGATIVE_DATA.get(kind, ""))
     steps = [(action, data, w["neg_rejected"]), (w["neg_check"], "", w["neg_checked"])]
-    title = w["neg_title"].format(short=_short(point.text), label=label)
-    yield wr.case(1 if core else 2, "negative", title, [point.id], steps, point=point.text)
+    title = w["neg_title"].format(short=short(point.text), label=label)
+    yield wr.case(NEGATIVE_TIER, 1 if core else 2, "negative", title, [point.id], steps, point=point.text)
 
 
-def _security(wr: _Writer, points: list[RequirementPoint]) -> Iterator[_Candidate]:
+def _security(wr: Writer, points: list[RequirementPoint], found: dict[str, list[Constraint]]) -> Iterator[Candidate]:
+    """Security cases, each covering the one point it is built for (not every point that shares a word)."""
     w = wr.w
     hits = {key: [p for p in points if pattern.search(p.text)] for key, pattern in _SECURITY}
     if hits["auth"]:
-        covers = [p.id for p in hits["auth"]]
-        counts = [lim.hi for p in hits["auth"] for lim in find_limits(p.text) if lim.quantity == "count" and lim.hi]
-        n = str(int(counts[0])) if counts else "10"
-        steps = [
-            (w["brute_1"], w["brute_1_data"], w["brute_1_expected"]),
-            (w["brute_2"], "", w["brute_2_expected"]),
-            (w["brute_3"], "", w["brute_3_expected"]),
-        ]
-        yield wr.case(0, "security", w["brute_title"], covers, steps, n=n)
-        yield _injection(wr, covers)
+        lockouts = [(p, c.limit) for p in hits["auth"] for c in found[p.id] if c.kind == "threshold"]
+        target = lockouts[0][0] if lockouts else hits["auth"][0]
+        if lockouts and lockouts[0][1].hi is not None:
+            n = lockouts[0][1].fmt(lockouts[0][1].hi)
+            first = (w["brute_1"], w["brute_1_data"], w["brute_1_expected"])
+        else:
+            n = ""
+            first = (w["brute_1_any"], w["brute_1_data"], w["brute_1_expected_any"])
+        steps = [first, (w["brute_2"], "", w["brute_2_expected"]), (w["brute_3"], "", w["brute_3_expected"])]
+        yield wr.case(SECURITY_TIER, 0, "security", w["brute_title"], [target.id], steps, n=n)
+        yield _injection(wr, [hits["auth"][0].id])
     simple = {"session": "session", "privilege": "priv", "payment": "pay"}
     for key, prefix in simple.items():
         if hits[key]:
@@ -291,64 +260,17 @@ def _security(wr: _Writer, points: list[RequirementPoint]) -> Iterator[_Candidat
                 (w[f"{prefix}_1"], w[f"{prefix}_1_data"], w[f"{prefix}_1_expected"]),
                 (w[f"{prefix}_2"], "", w[f"{prefix}_2_expected"]),
             ]
-            yield wr.case(0, "security", w[f"{prefix}_title"], [p.id for p in hits[key]], steps)
+            yield wr.case(SECURITY_TIER, 0, "security", w[f"{prefix}_title"], [hits[key][0].id], steps)
 
 
-def _injection(wr: _Writer, covers: list[str]) -> _Candidate:
+def _injection(wr: Writer, covers: list[str]) -> Candidate:
     w = wr.w
     steps = [(w["inject_1"], _SQL, w["inject_1_expected"]), (w["inject_2"], _SCRIPT, w["inject_2_expected"])]
-    return wr.case(0, "security", w["inject_title"], covers, steps)
-
-
-def _generic(wr: _Writer, point: RequirementPoint, type_: CaseType) -> _Candidate:
-    """A case for a point none of the rules matched, of the first requested type."""
-    w = wr.w
-    if type_ == "functional":
-        return _functional(wr, point, [], bool(_CORE.search(point.text)))
-    if type_ == "security":
-        return _injection(wr, [point.id])
-    if type_ == "boundary":
-        steps = [
-            (w["generic_empty"], "", w["neg_rejected"]),
-            (w["generic_long"], "A" * 256, w["generic_long_expected"]),
-        ]
-        title = w["generic_bnd_title"].format(short=_short(point.text))
-        return wr.case(1, "boundary", title, [point.id], steps)
-    label, action = w["neg_modal"].split("|", 1)
-    steps = [(action, "", w["neg_rejected"]), (w["neg_check"], "", w["neg_checked"])]
-    title = w["neg_title"].format(short=_short(point.text), label=label)
-    return wr.case(2, "negative", title, [point.id], steps, point=point.text)
-
-
-def _fill(template: str, values: dict[str, str]) -> str:
-    # str.replace, not str.format: the requirement text may hold braces of its own.
-    for key, value in values.items():
-        template = template.replace("{" + key + "}", value)
-    return template
-
-
-def _valid_value(lim: Limit) -> Decimal:
-    if lim.lo is not None and lim.hi is not None:
-        middle = (lim.lo + lim.hi) / 2
-        return middle.quantize(lim.step) if lim.step < 1 else middle.to_integral_value()
-    if lim.lo is not None:
-        return lim.lo + lim.step
-    assert lim.hi is not None
-    return max(lim.hi - lim.step, Decimal(1) if lim.quantity == "length" else Decimal(0))
-
-
-def _inside(lim: Limit, value: Decimal) -> bool:
-    return (lim.lo is None or value >= lim.lo) and (lim.hi is None or value <= lim.hi)
+    return wr.case(SECURITY_TIER, 0, "security", w["inject_title"], covers, steps)
 
 
 def _bad_chars(limits: list[Limit]) -> str:
-    return "12ab#" if any(lim.digits_only for lim in limits) else "ab@#$%!"
+    return "ab#" if any(lim.digits_only for lim in limits) else "ab@#$%!"
 
 
-def _short(text: str, size: int = 40) -> str:
-    return _clip(text, size)
-
-
-def _clip(text: str, size: int) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= size else text[: size - 1].rstrip() + "…"
+__all__ = ["CaseType", "RuleBasedCases", "heuristic_cases", "infer_module", "rule_based_cases"]

@@ -68,6 +68,20 @@ _HEADING_WORDS = re.compile(
 _HEADING_SUFFIX = re.compile(
     r"(?:需求|功能|模块|说明|概述|流程|设计|文档|specification|requirements?|feature|module|overview)$", re.IGNORECASE
 )
+# Sections and sentences that describe why, not what: no test can check a goal or a target metric.
+_CONTEXT_HEADING = re.compile(
+    r"^(?:项目)?(?:背景|目标|业务目标|背景与目标|背景和目标|概述|简介|目的|指标|成功指标|现状|"
+    r"background|goals?|objectives?|overview|introduction|purpose|context|metrics|success metrics|motivation)"
+    r"\s*(?:[:：]\s*(?P<rest>.*))?$",
+    re.IGNORECASE,
+)
+_SECTION = re.compile(r"^\s*(?:#|[一二三四五六七八九十]+[、.．]|\d+(?:\.\d+)*\s)")
+_METRIC = re.compile(
+    r"成功率|转化率|满意度|投诉|留存|P9\d|响应时间|耗时|QPS|TPS|可用性|SLA|提升到|提升至|提高到|降低到|降低至|降至|"
+    r"success rate|conversion|complaints?|satisfaction|support tickets|latency|\bp9\d\b|response time|uptime|"
+    r"retention|throughput",
+    re.IGNORECASE,
+)
 _TRAILING_MODAL = re.compile(r"\b(?:must|should|shall|can|cannot|may|will|is|are|be)$", re.IGNORECASE)
 _LEAD_IN_SUFFIX = re.compile(r"(?:如下|以下|as follows|the following)\s*$", re.IGNORECASE)
 
@@ -97,14 +111,20 @@ def split_requirement(text: str, language: Literal["zh", "en"] | None = None) ->
 def _candidates(text: str, lang: str) -> list[str]:
     out: list[str] = []
     lead = ""  # "The password must:" carries over to the list items below it
+    context = False  # inside a background / goals section
     for raw_line in text.replace("\r\n", "\n").replace("\r", "\n").split("\n"):
         line = raw_line.strip()
+        heading = _context_heading(line)
+        if heading is not None:
+            context = heading
+            lead = ""
+            continue
         if not line or line.startswith("#") or _TABLE_RULE.match(line):
             lead = ""
             continue
         is_item = bool(_BULLET.match(line))
         line = _LABEL.sub("", _BULLET.sub("", line)).strip().strip("|").strip()
-        if not line:
+        if not line or context or _CONTEXT_HEADING.match(line):
             continue
         if line.endswith((":", "：")):
             body = _LEAD_IN_SUFFIX.sub("", line[:-1]).strip()
@@ -117,6 +137,23 @@ def _candidates(text: str, lang: str) -> list[str]:
                 sentence = f"{lead}{_joiner(lead, lang)}{sentence}"
             out.append(sentence)
     return out
+
+
+def _context_heading(line: str) -> bool | None:
+    """``True`` entering a background/goals section, ``False`` entering any other section, else ``None``."""
+    body = _BULLET.sub("", line.lstrip("#").strip()).strip()
+    is_heading = line.startswith("#") or (bool(_SECTION.match(line)) and len(body) <= 16 and not _has_digit(body))
+    is_heading = is_heading or bool(_HEADING_WORDS.match(body.rstrip(":："))) or body.endswith(("需求", "规则"))
+    match = _CONTEXT_HEADING.match(body)
+    if match and not match.group("rest"):
+        return True
+    if is_heading and len(body) <= 30 and not match:
+        return False
+    return None
+
+
+def _has_digit(text: str) -> bool:
+    return any(ch.isdigit() for ch in text)
 
 
 def _joiner(lead: str, lang: str) -> str:
@@ -141,7 +178,7 @@ def _has_keyword(text: str) -> bool:
 
 
 def _testable(sentence: str) -> bool:
-    if _FLUFF.match(sentence) or _HEADING_WORDS.match(sentence):
+    if _FLUFF.match(sentence) or _HEADING_WORDS.match(sentence) or _METRIC.search(sentence):
         return False
     has_digit = any(ch.isdigit() for ch in sentence)
     if _HEADING_SUFFIX.search(sentence) and not has_digit and not _MODAL.search(sentence):

@@ -6,6 +6,7 @@ MCP tools call too) and answers; the rules live in the service.
 
 from __future__ import annotations
 
+import unicodedata
 from typing import Any
 from urllib.parse import quote
 
@@ -26,8 +27,9 @@ class BulkReview(BaseModel):
 
     accepted: list[str] = Field(default_factory=list, max_length=MAX_BULK, description="case ids to accept")
     rejected: list[str] = Field(default_factory=list, max_length=MAX_BULK, description="case ids to reject")
-    edits: dict[str, dict[str, Any]] | None = Field(
-        default=None, description="case id -> fields to change; an edited case is accepted"
+    # Each edit is checked by the service, so that every bad one is reported with its case id and field.
+    edits: dict[str, Any] | None = Field(
+        default=None, description="case id -> fields to change (CaseChanges); an edited case is accepted"
     )
 
 
@@ -63,14 +65,16 @@ def testcase_routes(cases: TestCaseService) -> list[BaseRoute]:
 
     async def export(request: Request) -> Response:
         params = request.query_params
-        data, media, name = await cases.export(
+        exported = await cases.export(
             principal_of(request),
             request.path_params["task_id"],
             params.get("format") or "json",
             status=params.get("status") or None,
+            layout=params.get("layout") or None,
+            lang=params.get("lang") or None,
         )
-        headers = {"content-disposition": f"attachment; filename=\"{name}\"; filename*=UTF-8''{quote(name)}"}
-        return Response(data, media_type=media, headers=headers)
+        headers = {"content-disposition": attachment(exported.filename)}
+        return Response(exported.data, media_type=exported.media_type, headers=headers)
 
     return [
         Route("/api/testcases", list_cases, methods=["GET"]),
@@ -79,3 +83,11 @@ def testcase_routes(cases: TestCaseService) -> list[BaseRoute]:
         Route("/api/tasks/{task_id}/testcases", export, methods=["GET"]),
         Route("/api/tasks/{task_id}/testcases/review", review_many, methods=["POST"]),
     ]
+
+
+def attachment(name: str) -> str:
+    """``Content-Disposition`` of a download: an ASCII ``filename`` for old clients, the UTF-8 one in ``filename*``."""
+    plain = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode().replace("\\", "_").replace('"', "_")
+    if plain != name:  # words were lost: say what the file is
+        plain = "testcases-" + plain.strip("-_ ")
+    return f"attachment; filename=\"{plain}\"; filename*=UTF-8''{quote(name)}"

@@ -28,6 +28,8 @@ Priority = Literal["P0", "P1", "P2", "P3"]
 Language = Literal["zh", "en"]
 
 CASE_TYPES: tuple[CaseType, ...] = ("functional", "boundary", "negative", "security")
+# Shown on every case the rules wrote until a person reviews it: the rules read a requirement, not understand it.
+DRAFT_LABELS: dict[str, str] = {"zh": "规则草稿：使用前请评审", "en": "rule-based draft: review before use"}
 PRIORITIES: tuple[Priority, ...] = ("P0", "P1", "P2", "P3")
 
 
@@ -125,6 +127,15 @@ class TestCase(CaseDraft):
     review_status: Literal["pending", "accepted", "rejected"] = "pending"
     task_id: str | None = None
 
+    @property
+    def draft(self) -> bool:
+        """A rule-based case not reviewed yet: see :data:`DRAFT_LABELS`."""
+        return is_draft(self.source, self.review_status)
+
+    @property
+    def label(self) -> str | None:
+        return draft_label(self.source, self.review_status, self.title)
+
     @classmethod
     def from_draft(
         cls,
@@ -144,6 +155,19 @@ class TestCase(CaseDraft):
             prompt_version=prompt_version,
             task_id=task_id,
         )
+
+
+def is_draft(source: str, review_status: str) -> bool:
+    """A rule-based case nobody has reviewed yet."""
+    return source == "heuristic" and review_status == "pending"
+
+
+def draft_label(source: str, review_status: str, text: str) -> str | None:
+    """The draft label in the language of ``text`` (a case's title), or ``None`` for a model's or a reviewed case."""
+    if not is_draft(source, review_status):
+        return None
+    chinese = any("\u4e00" <= ch <= "\u9fff" for ch in text)
+    return DRAFT_LABELS["zh" if chinese else "en"]
 
 
 class PointCoverage(_Model):

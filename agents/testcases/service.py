@@ -10,22 +10,23 @@ Acceptance per prompt version feeds ``/api/prompts/{name}/stats``.
 from __future__ import annotations
 
 import logging
-from typing import Annotated, Any, Literal
+from typing import Any, NamedTuple
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
-
-from core.errors import APIError, InvalidRequest, NotFound
+from core.errors import APIError, InvalidRequest
 from core.identity.principal import Principal
 from core.identity.projects import Conflict
-from core.validation import Text, check_int, check_text, parse
+from core.validation import check_int, check_text, parse
 
 from ..kb import KnowledgeBase
 from ..tasks.store import TaskStore
 from .coverage import coverage
 from .dedupe import case_text
-from .export import export_csv, export_json, export_markdown, export_xlsx
+from .export import EXPORTERS, exporter
+from .export_base import LANGS, LAYOUTS, ExportDocument, Lang, Layout, text
 from .metrics import GenerationMetrics
-from .schemas import CaseDraft, CaseType, Priority, RequirementPoint, Step, TestCase
+from .points import detect_language
+from .review import CASE_FIELDS, MAX_BULK, CaseChanges, Decision, ReviewBody, merged_edit, plan_bulk
+from .schemas import CaseDraft, RequirementPoint, TestCase
 from .store import REVIEW_STATUSES, TestCaseStore
 
 log = logging.getLogger("aitp.agents.testcases.service")
@@ -34,43 +35,17 @@ KIND = "testcase.generate"
 REVIEWER = "it can read test cases but not review them"
 MAX_PAGE = 500
 MAX_OFFSET = 10**9
-MAX_BULK = 1000  # case ids in one review_many call
-FORMATS: dict[str, tuple[str, str]] = {
-    "json": ("application/json", "json"),
-    "csv": ("text/csv; charset=utf-8", "csv"),
-    "xlsx": ("application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", "xlsx"),
-    "md": ("text/markdown; charset=utf-8", "md"),
-    "markdown": ("text/markdown; charset=utf-8", "md"),
-}
-_CASE_FIELDS = ("title", "module", "preconditions", "steps", "priority", "type", "covers")
+# Export filters: one review status, or "all"; by default every case but the rejected ones.
+EXPORT_STATUSES = (*REVIEW_STATUSES, "all")
+
+__all__ = ["MAX_BULK", "CaseChanges", "ExportFile", "ReviewBody", "TestCaseService"]
 
 
-class CaseChanges(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    title: Annotated[str, Text(200, 1)] | None = None  # testcases.title and .module are String(200)
-    module: Annotated[str, Text(200, 1)] | None = None
-    preconditions: list[str] | None = None
-    steps: list[Step] | None = Field(default=None, min_length=1)
-    priority: Priority | None = None
-    type: CaseType | None = None
-    covers: list[str] | None = Field(default=None, min_length=1)
-
-
-class ReviewBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    action: Literal["accept", "reject", "edit"]
-    changes: CaseChanges | None = Field(default=None, description="for 'edit': the fields to change")
-    note: Annotated[str, Text(5000)] | None = None
-
-    @model_validator(mode="after")
-    def _edit_needs_changes(self) -> ReviewBody:
-        if self.action == "edit" and (self.changes is None or not self.changes.model_dump(exclude_none=True)):
-            raise ValueError("action 'edit' needs 'changes' with at least one field")
-        if self.action != "edit" and self.changes is not None:
-            raise ValueError("'changes' goes with action 'edit' only")
-        return self
+class ExportFile(NamedTuple):
+    data: bytes
+    media_type: str
+    filename: str
+    cases: int = 0  # how many cases the file holds
 
 
 class TestCaseService:
@@ -120,8 +95,9 @@ class TestCaseService:
         principal.require_role("member", REVIEWER)
         current = await self.get_case(principal, case_id)  # 404 before a 400 about the decision
         body = parse(ReviewBody, {"action": action, "changes": changes, "note": note})
-        edits = _merged(current, body.changes, "changes") if body.changes is not None else None
-        return await self._review(principal, current, body.action, edits, body.note)
+        edits = merged_edit(current, body.changes, "changes") if body.changes is not None else None
+        decision = Decision(current, body.action, edits)
+        return (await self._store_reviews(principal, [decision], body.note))[0]
 
     async def review_many(
         self,
@@ -129,66 +105,52 @@ class TestCaseService:
         task_id: str,
         accepted: list[str],
         rejected: list[str],
-        edits: dict[str, dict[str, Any]] | None = None,
+        edits: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
         """Review a generation task's cases in one call: ``{task_id, accepted, rejected, edited, pending}``.
 
-        Every id and edit is checked before any case changes: an unknown id is
-        a 404 naming it, an id both accepted and rejected (or edited and
-        rejected) or an invalid edit is a 400, and then nothing is stored.
+        Atomic: every id and edit is checked first (a 404 naming unknown ids; a
+        400 listing each problem with its case id and field, in ``errors``), then
+        all decisions are stored in one transaction, so a batch with a bad edit
+        anywhere changes nothing.
         """
         principal.require_role("member", REVIEWER)
-        edits = edits or {}
         await self._generation_task(principal, task_id)
-        ids = [*accepted, *rejected, *edits]
-        if not ids:
-            raise InvalidRequest("nothing to review: give case ids in accepted, rejected or edits", param="accepted")
-        if len(ids) > MAX_BULK:
-            raise InvalidRequest(f"at most {MAX_BULK} cases per call; this one names {len(ids)}", param="accepted")
-        for name, values in (("accepted", accepted), ("rejected", rejected), ("edits", list(edits))):
-            for value in values:
-                check_text(value, name)
-        both = sorted(set(rejected) & (set(accepted) | set(edits)))
-        if both:
-            raise InvalidRequest(
-                f"cases cannot be rejected and accepted or edited at once: {', '.join(both)}", param="rejected"
-            )
         current = {case["id"]: case for case in await self._cases.for_task(principal.scope(), task_id)}
-        unknown = sorted(set(ids) - set(current))
-        if unknown:
-            raise NotFound(
-                f"not cases of task {task_id}: {', '.join(unknown)}; list them with its test cases",
-                code="testcase_not_found",
-            )
-        merged = {
-            case_id: _merged(current[case_id], _changes(raw, case_id), f"edits.{case_id}")
-            for case_id, raw in edits.items()
-        }
+        decisions = plan_bulk(task_id, current, accepted, rejected, edits or {})
+        await self._store_reviews(principal, decisions, None)
         done: dict[str, list[str]] = {"accepted": [], "rejected": [], "edited": []}
-        rejecting = set(rejected)
-        for case_id in dict.fromkeys(ids):  # each case once, in the order given
-            if case_id in merged:
-                await self._review(principal, current[case_id], "edit", merged[case_id], None)
-                done["edited"].append(case_id)
-            elif case_id in rejecting:
-                await self._review(principal, current[case_id], "reject", None, None)
-                done["rejected"].append(case_id)
-            else:
-                await self._review(principal, current[case_id], "accept", None, None)
-                done["accepted"].append(case_id)
+        for decision in decisions:
+            done[{"accept": "accepted", "reject": "rejected", "edit": "edited"}[decision.action]].append(
+                decision.case["id"]
+            )
         pending, _ = await self._cases.find(principal.scope(), task_id=task_id, status="pending", limit=1, offset=0)
         return {"task_id": task_id, **done, "pending": pending}
 
     async def export(
-        self, principal: Principal, task_id: str, fmt: str = "json", status: str | None = None
-    ) -> tuple[bytes, str, str]:
-        """A succeeded generation task's cases as (data, content type, file name); ``status`` keeps only those."""
-        task = await self._tasks.get(check_text(task_id, "task_id"), principal.scope())
-        fmt = fmt.lower()
-        if fmt not in FORMATS:
-            raise InvalidRequest(
-                f"query parameter 'format' must be one of json, csv, xlsx, md; got {fmt!r}", param="format"
-            )
+        self,
+        principal: Principal,
+        task_id: str,
+        fmt: str = "json",
+        status: str | None = None,
+        layout: str | None = None,
+        lang: str | None = None,
+    ) -> ExportFile:
+        """A succeeded generation task's cases as a file in ``fmt`` (see :mod:`agents.testcases.export`).
+
+        ``status`` keeps the cases of one review status ("all": every case); by default rejected cases
+        are left out, since an import file is for cases to use. ``layout`` is ``case`` or ``step`` for the
+        generic tables; ``lang`` (``zh``/``en``) picks the words of headers and labels, by default the
+        language the task generated in.
+        """
+        check_text(task_id, "task_id")
+        found = exporter(fmt) if isinstance(fmt, str) else None
+        if found is None:
+            raise InvalidRequest(f"'format' must be one of {', '.join(EXPORTERS)}; got {fmt!r:.80}", param="format")
+        shape = _layout(found.name, found.layouts, layout)
+        words = _choice(lang, LANGS, "lang")
+        keep = _choice(status, EXPORT_STATUSES, "status")
+        task = await self._tasks.get(task_id, principal.scope())
         _check_generation(task)
         if task["status"] != "succeeded":
             raise Conflict(
@@ -196,46 +158,42 @@ class TestCaseService:
                 code="task_not_finished",
             )
         items = await self._cases.for_task(principal.scope(), task_id)
-        if status is not None:
-            items = [i for i in items if i["review_status"] == status]
+        if keep is None:
+            items = [i for i in items if i["review_status"] != "rejected"]
+        elif keep != "all":
+            items = [i for i in items if i["review_status"] == keep]
         models = [TestCase.model_validate({k: v for k, v in i.items() if k in TestCase.model_fields}) for i in items]
-        points = [RequirementPoint.model_validate(p) for p in (task["result"] or {}).get("requirement_points", [])]
-        cover = coverage(points, models)
-        media, ext = FORMATS[fmt]
-        if ext == "json":
-            data = export_json(models, cover)
-        elif ext == "csv":
-            data = export_csv(models)
-        elif ext == "xlsx":
-            data = export_xlsx(models, cover)
-        else:
-            data = export_markdown(models, cover)
-        return data, media, f"testcases-{task_id}.{ext}"
+        result = task["result"] or {}
+        points = [RequirementPoint.model_validate(p) for p in result.get("requirement_points", [])]
+        language = words or _task_language(task, models)
+        title = _title(task, language)
+        document = ExportDocument(models, coverage(points, models), title, language, shape)
+        prefix = "测试用例" if language == "zh" else "testcases"
+        name = f"{prefix}-{task_id}.{found.resource_suffix}"
+        return ExportFile(found.write(document), found.media_type, name, len(models))
 
     async def _generation_task(self, principal: Principal, task_id: str) -> None:
         _check_generation(await self._tasks.get(check_text(task_id, "task_id"), principal.scope()))
 
-    async def _review(
-        self,
-        principal: Principal,
-        current: dict[str, Any],
-        action: str,
-        edits: dict[str, Any] | None,
-        note: str | None,
-    ) -> dict[str, Any]:
-        status = "rejected" if action == "reject" else "accepted"
-        updated = await self._cases.review(
-            principal.scope(), current["id"], status=status, changes=edits, note=note, reviewer=principal.key_id
+    async def _store_reviews(
+        self, principal: Principal, decisions: list[Decision], note: str | None
+    ) -> list[dict[str, Any]]:
+        """Store the decisions in one transaction, then count them and update the knowledge-base examples."""
+        updated = await self._cases.review_many(
+            principal.scope(),
+            [(d.case, d.status, d.edits, note) for d in decisions],
+            reviewer=principal.key_id,
         )
-        self._metrics.reviews.labels(action).inc()
-        await self._sync_example(updated)
+        for decision, case in zip(decisions, updated, strict=True):
+            self._metrics.reviews.labels(decision.action).inc()
+            await self._sync_example(case)
         return updated
 
     async def _sync_example(self, case: dict[str, Any]) -> None:
         """Accepted cases teach later generations; a rejected one must not."""
         try:
             if case["review_status"] == "accepted":
-                draft = CaseDraft.model_validate({k: case[k] for k in _CASE_FIELDS})
+                draft = CaseDraft.model_validate({k: case[k] for k in CASE_FIELDS})
                 metadata: dict[str, str | int | float | bool] = {
                     "title": case["title"][:200],
                     "task_id": case["task_id"],
@@ -255,31 +213,43 @@ def _check_generation(task: Any) -> None:
         raise InvalidRequest(f"task {task['id']} is a {task['kind']} task; only {KIND} has test cases")
 
 
-def _changes(raw: Any, case_id: str) -> CaseChanges:
-    """One case's edit of a bulk review, as the single review checks it; errors name ``edits.<id>.<field>``."""
-    try:
-        changes = parse(CaseChanges, raw)
-    except InvalidRequest as exc:
-        where = f"edits.{case_id}" + (f".{exc.param}" if exc.param else "")
-        raise InvalidRequest(f"edit of case {case_id}: {exc.message}", param=where) from None
-    if not changes.model_dump(exclude_none=True):
+def _choice(value: str | None, allowed: tuple[str, ...], param: str) -> Any:
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str) or value.lower() not in allowed:
+        raise InvalidRequest(f"'{param}' must be one of {', '.join(allowed)}; got {value!r:.80}", param=param)
+    return value.lower()
+
+
+def _layout(name: str, layouts: tuple[Layout, ...], asked: str | None) -> Layout:
+    shape: Layout | None = _choice(asked, LAYOUTS, "layout")
+    if shape is None:
+        return layouts[0]
+    if shape not in layouts:
+        generic = ", ".join(n for n, e in EXPORTERS.items() if len(e.layouts) > 1)
         raise InvalidRequest(
-            f"the edit of case {case_id} changes nothing; give at least one field", param=f"edits.{case_id}"
+            f"format '{name}' has one layout, '{layouts[0]}' (its importer reads nothing else); "
+            f"'layout' chooses between case and step for {generic}",
+            param="layout",
         )
-    return changes
+    return shape
 
 
-def _merged(current: dict[str, Any], changes: CaseChanges, where: str) -> dict[str, Any]:
-    """The edited case, validated as a whole (400 naming the field when the result is not a valid case)."""
-    edits = changes.model_dump(exclude_none=True, mode="json")
-    if "steps" in edits:
-        edits["steps"] = [{**s, "step": i} for i, s in enumerate(edits["steps"], start=1)]
-    merged = {k: current[k] for k in _CASE_FIELDS}
-    merged.update(edits)
-    try:
-        CaseDraft.model_validate(merged)
-    except ValidationError as exc:
-        item = exc.errors()[0]
-        field = f"{where}." + ".".join(str(p) for p in item["loc"])
-        raise InvalidRequest(f"the edited case is invalid: '{field}': {item['msg']}", param=field) from None
-    return edits
+def _task_language(task: Any, cases: list[TestCase]) -> Lang:
+    """The language the task generated in (its result, then its input), else the cases' own."""
+    requirement = (task["result"] or {}).get("requirement") or {}
+    for value in (requirement.get("language"), (task["input"] or {}).get("language")):
+        if value in LANGS:
+            return value  # type: ignore[no-any-return]
+    return detect_language(" ".join(case.title for case in cases[:20]))
+
+
+def _title(task: Any, lang: Lang) -> str:
+    """The requirement's first line (its heading), else "Test cases <task id>"."""
+    requirement = (task["input"] or {}).get("requirement")
+    if isinstance(requirement, str):
+        for line in requirement.splitlines():
+            heading = line.strip().lstrip("#").strip()
+            if heading:
+                return heading[:80]
+    return f"{text('sheet_cases', lang)} {task['id']}"

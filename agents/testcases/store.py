@@ -12,9 +12,11 @@ from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core.clock import Clock
-from core.errors import InvalidRequest, NotFound
+from core.errors import NotFound
+from core.identity.projects import Conflict
 from core.timefmt import utc_iso
 
+from .schemas import draft_label, is_draft
 from .tables import TestCaseRow
 
 cases = cast(Table, TestCaseRow.__table__)
@@ -40,11 +42,14 @@ def case_view(row: RowMapping) -> dict[str, Any]:
         "prompt_name": row["prompt_name"],
         "prompt_version": row["prompt_version"],
         "review_status": row["review_status"],
+        "draft": is_draft(row["source"], row["review_status"]),
+        "label": draft_label(row["source"], row["review_status"], row["title"]),
         "edited": bool(row["edited"]),
         "review_note": row["review_note"],
         "reviewed_by": row["reviewed_by"],
         "reviewed_at": utc_iso(row["reviewed_at"]) if row["reviewed_at"] else None,
         "created_at": utc_iso(row["created_at"]),
+        "updated_at": utc_iso(row["updated_at"]),  # the console's drafts compare it to spot a changed case
     }
 
 
@@ -147,29 +152,35 @@ class TestCaseStore:
     ) -> dict[str, Any]:
         """Set the review status (and apply edits); returns the case as stored."""
         current = await self.get(project_id, case_id)
+        return (await self.review_many(project_id, [(current, status, changes, note)], reviewer))[0]
+
+    async def review_many(
+        self,
+        project_id: str | None,
+        reviews: Sequence[tuple[dict[str, Any], str, dict[str, Any] | None, str | None]],
+        reviewer: str,
+    ) -> list[dict[str, Any]]:
+        """Apply (case as read, status, edits, note) to each case in ONE transaction: all are stored, or none.
+
+        A case that is gone (or moved out of the project) since it was read rolls the whole batch back.
+        """
         now = self._clock.now()
-        values: dict[str, Any] = {
-            "review_status": status,
-            "review_note": note,
-            "reviewed_by": reviewer,
-            "reviewed_at": now,
-            "updated_at": now,
-        }
-        if changes:
-            values["edited"] = True
-            for field in ("title", "module", "priority", "type"):
-                if field in changes:
-                    values[field] = changes[field]
-            values["body"] = {
-                "preconditions": changes.get("preconditions", current["preconditions"]),
-                "steps": changes.get("steps", current["steps"]),
-                "covers": changes.get("covers", current["covers"]),
-            }
+        ids = [current["id"] for current, _, _, _ in reviews]
         async with self._engine.begin() as conn:
-            done = await conn.execute(update(cases).where(c.id == case_id).values(**values))
-        if done.rowcount != 1:  # type: ignore[attr-defined]
-            raise InvalidRequest(f"test case '{case_id}' changed while it was reviewed; try again")
-        return await self.get(project_id, case_id)
+            for current, status, changes, note in reviews:
+                where = [c.id == current["id"]]
+                if project_id is not None:
+                    where.append(c.project_id == project_id)
+                values = _review_values(current, status, changes, note, reviewer, now)
+                done = await conn.execute(update(cases).where(*where).values(**values))
+                if done.rowcount != 1:  # type: ignore[attr-defined]
+                    raise Conflict(
+                        f"test case '{current['id']}' changed while it was reviewed; nothing was stored, try again",
+                        code="review_conflict",
+                    )
+            rows = (await conn.execute(select(cases).where(c.id.in_(ids)))).mappings().all()
+        by_id = {row["id"]: case_view(row) for row in rows}
+        return [by_id[case_id] for case_id in ids]
 
     async def acceptance(
         self, name: str, start: datetime, end: datetime, project: str | None
@@ -200,3 +211,31 @@ class TestCaseStore:
                 int(version): (int(accepted or 0), int(reviewed))
                 for version, accepted, reviewed in await conn.execute(query)
             }
+
+
+def _review_values(
+    current: dict[str, Any],
+    status: str,
+    changes: dict[str, Any] | None,
+    note: str | None,
+    reviewer: str,
+    now: datetime,
+) -> dict[str, Any]:
+    values: dict[str, Any] = {
+        "review_status": status,
+        "review_note": note,
+        "reviewed_by": reviewer,
+        "reviewed_at": now,
+        "updated_at": now,
+    }
+    if changes:
+        values["edited"] = True
+        for field in ("title", "module", "priority", "type"):
+            if field in changes:
+                values[field] = changes[field]
+        values["body"] = {
+            "preconditions": changes.get("preconditions", current["preconditions"]),
+            "steps": changes.get("steps", current["steps"]),
+            "covers": changes.get("covers", current["covers"]),
+        }
+    return values

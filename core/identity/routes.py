@@ -1,10 +1,10 @@
-"""Admin REST for projects, keys and the audit log (``/api/projects``, ``/api/keys``, ``/api/audit``)."""
+"""REST for the caller (``/api/me``) and, for admins, projects, keys and the audit log (``/api/projects`` …)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 from starlette.requests import Request
@@ -14,6 +14,7 @@ from starlette.routing import Route
 from core.clock import Clock
 from core.errors import InvalidRequest, NotFound
 from core.http import JSONResponse, read_json, request_id
+from core.timefmt import utc_iso
 from core.validation import Int32, Text, parse, query_int
 
 from .audit import AuditLog
@@ -76,8 +77,24 @@ class Identity:
             raise NotFound(f"no project '{project_id}'; GET /api/projects lists them", code="project_not_found")
         await self.projects.get(project_id)
 
+    def me(self, principal: Principal) -> dict[str, Any]:
+        """Who the caller is: key, project, role, limits; what it may do follows from the role."""
+        return {
+            "key_id": principal.key_id,
+            "project": principal.project_id,
+            "role": principal.role,
+            "root": principal.root,
+            "allowed_models": sorted(principal.allowed_models) if principal.allowed_models is not None else None,
+            "rpm": principal.rpm,
+            "tpm": principal.tpm,
+            "expires_at": utc_iso(principal.expires_at),
+        }
+
 
 def identity_routes(identity: Identity) -> list[Route]:
+    async def me(request: Request) -> Response:
+        return JSONResponse(identity.me(principal_of(request)))
+
     async def create_project(request: Request) -> Response:
         principal = principal_of(request)
         principal.require_root()
@@ -166,6 +183,7 @@ def identity_routes(identity: Identity) -> list[Route]:
         return JSONResponse({"items": items, "limit": limit, "offset": offset})
 
     return [
+        Route("/api/me", me, methods=["GET"]),
         Route("/api/projects", create_project, methods=["POST"]),
         Route("/api/projects", list_projects, methods=["GET"]),
         Route("/api/keys", create_key, methods=["POST"]),

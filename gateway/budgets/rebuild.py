@@ -30,6 +30,7 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
+from core.settings import LOCAL_ECHO
 from gateway.ledger import LedgerUnavailable
 from gateway.ledger.windows import Window
 from gateway.usage import UsageRecord
@@ -84,7 +85,8 @@ def _spent(budget: BudgetRow, window: Window) -> Select[int, float]:
     since = _utc(budget.created_at)
     if window.start is not None and window.start > since:
         since = window.start
-    clauses = [u.project_id == budget.project_id, u.created_at >= since]
+    # local/echo calls are never charged (see ChatService._admit), so they are not counted back either.
+    clauses = [u.project_id == budget.project_id, u.created_at >= since, u.model_used.is_distinct_from(LOCAL_ECHO)]
     if window.end is not None:
         clauses.append(u.created_at < window.end)
     if budget.scope == "key":

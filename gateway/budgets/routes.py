@@ -1,4 +1,4 @@
-"""Admin REST for budgets and alerts: ``/api/budgets``, ``/api/budgets/{id}/status``, ``/api/alerts``.
+"""REST for budgets and alerts: ``/api/budgets``, ``/api/budgets/overview``, ``/api/budgets/{id}/status``, alerts.
 
 Each handler parses the request, calls :class:`BudgetService` (which the MCP
 tools call too) and answers; the rules live in the service.
@@ -27,6 +27,9 @@ def budget_routes(budgets: BudgetService) -> list[Route]:
     async def list_budgets(request: Request) -> Response:
         return JSONResponse(await budgets.list(principal_of(request), request.query_params.get("project") or None))
 
+    async def overview(request: Request) -> Response:
+        return JSONResponse(await budgets.overview(principal_of(request), request.query_params.get("project") or None))
+
     async def budget_status(request: Request) -> Response:
         return JSONResponse(await budgets.budget_status(principal_of(request), request.path_params["budget_id"]))
 
@@ -47,6 +50,7 @@ def budget_routes(budgets: BudgetService) -> list[Route]:
     return [
         Route("/api/budgets", put_budget, methods=["PUT", "POST"]),
         Route("/api/budgets", list_budgets, methods=["GET"]),
+        Route("/api/budgets/overview", overview, methods=["GET"]),
         Route("/api/budgets/{budget_id}/status", budget_status, methods=["GET"]),
         Route("/api/budgets/{budget_id}", delete_budget, methods=["DELETE"]),
         Route("/api/alerts", list_alerts, methods=["GET"]),

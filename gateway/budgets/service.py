@@ -8,6 +8,7 @@ and alerts. Another project's budget answers 404, exactly like a missing one.
 from __future__ import annotations
 
 import builtins
+from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -15,6 +16,7 @@ from core.clock import Clock
 from core.errors import NotFound
 from core.identity.principal import Principal
 from core.identity.routes import Identity
+from core.timefmt import utc_iso
 from core.validation import check_int, check_text, parse
 from gateway.ledger.base import Period
 from gateway.ledger.windows import window_for
@@ -22,6 +24,7 @@ from gateway.reports import UsageReports
 
 from .alerts import AlertSink
 from .enforcer import UNITS, BudgetEnforcer
+from .forecast import RATE_WINDOW, forecast
 from .specs import BudgetSpec
 from .store import BudgetStore
 from .tables import BudgetRow
@@ -159,6 +162,32 @@ class BudgetService:
             "savings_vs_all_plus_usd": today["savings"]["saved_usd"] if today["savings"]["auto_requests"] else None,
             "today": today,
         }
+
+    async def overview(self, principal: Principal, project: str | None = None) -> dict[str, Any]:
+        """``{now, items}``: each budget with its status and, per unit, a burn-down forecast (see ``forecast``)."""
+        project = await self._project_filter(principal, project)
+        now = self._clock.now()
+        items: builtins.list[dict[str, Any]] = []
+        for row in await self._store.find(project):
+            state = await self._enforcer.status(row)
+            tokens, usd = await self._reports.scope_spend(
+                row.project_id, row.scope, row.scope_id, now - RATE_WINDOW, now
+            )
+            ahead: dict[str, Any] = {}
+            for unit, spent in (("tokens", float(tokens)), ("usd", usd)):
+                used = state.get(unit)
+                if isinstance(used, dict):
+                    resets = used["resets_at"]
+                    ahead[unit] = forecast(
+                        limit=used["limit"],
+                        used=used["used"],
+                        reserved=used["reserved"],
+                        spent_24h=spent,
+                        now=now,
+                        resets_at=datetime.fromisoformat(resets) if resets else None,
+                    )
+            items.append({**budget_view(row), "status": state, "forecast": ahead})
+        return {"now": utc_iso(now), "items": items}
 
     async def _visible(self, principal: Principal, budget_id: str) -> BudgetRow:
         row = await self._store.get(check_text(budget_id, "budget_id"))

@@ -6,6 +6,7 @@ from typing import Annotated
 
 from mcp.server import MCPServer
 from mcp.server.mcpserver import Context
+from mcp.server.mcpserver.exceptions import ToolError
 from pydantic import Field
 
 from ..caller import Caller
@@ -38,8 +39,19 @@ def register(server: MCPServer, platform: Platform, caller: Caller, budget_token
     @domain_errors
     async def add_knowledge(
         title: Annotated[str, Field(min_length=1, max_length=500, description="the document's title")],
-        text: Annotated[str, Field(min_length=1, max_length=2_000_000, description="the document's text")],
         ctx: Context,
+        text: Annotated[
+            str | None, Field(min_length=1, max_length=2_000_000, description="the document's text")
+        ] = None,
+        url: Annotated[
+            str | None,
+            Field(min_length=1, max_length=2000, description="or: an http(s) URL to fetch (the server's allowlist)"),
+        ] = None,
     ) -> Document:
-        """Add a text document (a PRD, an API description …) to the project's knowledge base."""
-        return Document.model_validate(await platform.knowledge.ingest_text(caller(ctx), title, text))
+        """Add a document (a PRD, an API description …) to the project's knowledge base, as text or from a URL."""
+        if (text is None) == (url is None):
+            raise ToolError("give either 'text' (the document itself) or 'url' (where to fetch it), not both")
+        principal = caller(ctx)
+        if url is not None:
+            return Document.model_validate((await platform.knowledge.add_url(principal, url, title)).view())
+        return Document.model_validate(await platform.knowledge.ingest_text(principal, title, text or ""))

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from typing import Annotated, Any, Literal
+from urllib.parse import urlencode
 
 from mcp.server import MCPServer
 from mcp.server.mcpserver import Context
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
+
+from agents.testcases.export import EXPORTERS, FormatName
+from agents.testcases.review import MAX_BULK, CaseChanges
 
 from ..caller import Caller
 from ..errors import domain_errors
@@ -20,18 +24,8 @@ TaskId = Annotated[str, Field(min_length=1, max_length=64, description="the test
 CaseType = Literal["functional", "boundary", "negative", "security", "performance", "usability", "compatibility"]
 # Cases are read from the store in one page this large, then cut to the result's size budget.
 _MAX_CASES = 500
-
-
-class CaseEdit(BaseModel):
-    """Fields of one case to change before it is accepted."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    title: str | None = Field(default=None, min_length=1, max_length=500)
-    module: str | None = Field(default=None, max_length=200)
-    priority: Literal["P0", "P1", "P2", "P3"] | None = None
-    preconditions: list[str] | None = Field(default=None, max_length=50)
-    steps: list[dict[str, Any]] | None = Field(default=None, max_length=100, description="[{action, expected}]")
+_EDIT_FIELDS = ", ".join(CaseChanges.model_fields)
+_FORMATS = "; ".join(f"{name}: {found.description}" for name, found in EXPORTERS.items())
 
 
 def register(server: MCPServer, platform: Platform, caller: Caller, budget_tokens: int, max_wait_s: float) -> None:
@@ -94,15 +88,24 @@ def register(server: MCPServer, platform: Platform, caller: Caller, budget_token
     async def review_test_cases(
         task_id: TaskId,
         ctx: Context,
-        accepted: Annotated[list[str], Field(max_length=500, description="ids of cases to accept")] = [],  # noqa: B006
-        rejected: Annotated[list[str], Field(max_length=500, description="ids of cases to reject")] = [],  # noqa: B006
+        accepted: Annotated[list[str], Field(max_length=MAX_BULK, description="ids of cases to accept")] = [],  # noqa: B006
+        rejected: Annotated[list[str], Field(max_length=MAX_BULK, description="ids of cases to reject")] = [],  # noqa: B006
         edits: Annotated[
-            dict[str, CaseEdit] | None, Field(description="case id -> fields to change; an edited case is accepted")
+            dict[str, dict[str, Any]] | None,
+            Field(
+                description="case id -> fields to change, an edited case is accepted: "
+                + _EDIT_FIELDS
+                + "; steps are [{action, data?, expected}]"
+            ),
         ] = None,
     ) -> CaseReview:
-        """Accept, reject or edit a task's cases in one call; accepted cases become examples for later generations."""
-        changes = {case_id: edit.model_dump(exclude_none=True) for case_id, edit in (edits or {}).items()}
-        done = await platform.testcases.review_many(caller(ctx), task_id, list(accepted), list(rejected), changes)
+        """Accept, reject or edit a task's cases in one call, all or nothing: a bad edit anywhere changes no case.
+
+        Accepted cases become examples for later generations. A refusal lists every problem with its case id
+        and field.
+        """
+        # Edits go to the service as sent, so that every bad one comes back with its case id and field.
+        done = await platform.testcases.review_many(caller(ctx), task_id, list(accepted), list(rejected), edits)
         return CaseReview.model_validate(done)
 
     @server.tool(title="Export test cases")
@@ -110,15 +113,40 @@ def register(server: MCPServer, platform: Platform, caller: Caller, budget_token
     async def export_test_cases(
         task_id: TaskId,
         ctx: Context,
-        format: Annotated[Literal["md", "csv", "json"], Field(description="md, csv (test-management import) or json")],
+        format: Annotated[FormatName, Field(description=_FORMATS)],
+        layout: Annotated[
+            Literal["case", "step"] | None,
+            Field(description="csv, xlsx, md: one row per case (default) or one row per step"),
+        ] = None,
+        lang: Annotated[
+            Literal["zh", "en"] | None, Field(description="words of headers and labels; default: the task's language")
+        ] = None,
+        status: Annotated[
+            Literal["pending", "accepted", "rejected", "all"] | None,
+            Field(description="only cases of this review status; default: all but rejected"),
+        ] = None,
     ) -> ExportLink:
-        """Export a finished task's cases; the whole file is the resource at `uri`."""
-        data, _, _ = await platform.testcases.export(caller(ctx), task_id, format)
-        text = data.decode("utf-8-sig") if isinstance(data, bytes) else data
-        found = await platform.testcases.list_cases(caller(ctx), task_id, None, 1, 0)
-        preview, _ = cut(text, min(800, budget_tokens // 4), "read the resource for the rest")
+        """Export a finished task's cases for a test-management tool or a spreadsheet; the file is at `uri`.
+
+        Every case is marked as a draft (rule-based or model, review before use) or reviewed.
+        """
+        exported = await platform.testcases.export(caller(ctx), task_id, format, status, layout, lang)
+        found = EXPORTERS[format]
+        options = {k: v for k, v in (("layout", layout), ("lang", lang), ("status", status)) if v is not None}
+        query = f"?{urlencode(options)}" if options else ""
+        preview = ""
+        if not found.binary:
+            text = exported.data.decode("utf-8-sig")
+            preview, _ = cut(text, min(800, budget_tokens // 4), "read the resource for the rest")
         return ExportLink(
-            uri=f"task://{task_id}/testcases.{format}", format=format, cases=found["total"], preview=preview
+            uri=f"task://{task_id}/testcases.{found.resource_suffix}{query}",
+            format=format,
+            mime_type=exported.media_type,
+            binary=found.binary,
+            filename=exported.filename,
+            size=len(exported.data),
+            cases=exported.cases,
+            preview=preview,
         )
 
     @server.tool(title="Generate automation")

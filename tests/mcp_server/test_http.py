@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
+import io
+import zipfile
 from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import httpx2
+import openpyxl
 import pytest
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
-from mcp_types import ElicitResult, TextResourceContents
+from mcp_types import BlobResourceContents, ElicitResult, TextResourceContents
 
 from tests.agents.answers import LOGIN_ZH
 from tests.agents.conftest import task_config, wait_task
@@ -41,7 +45,8 @@ MODES = ["legacy", "2026-07-28"]
 @pytest.fixture(scope="module")
 async def mcp_server(server_factory: ServerFactory) -> Server:
     # A small result budget, so that a generation's cases come back in several pages.
-    config = {**task_config(), "mcp": {"result_tokens": 900}}
+    # Loopback is allowed so that knowledge can be fetched from a page the tests serve.
+    config = {**task_config(), "mcp": {"result_tokens": 900}, "outbound": {"allow_loopback": True}}
     return await asyncio.to_thread(server_factory, config)
 
 
@@ -102,6 +107,7 @@ async def test_generate_review_export_on_the_heuristic_path_in_chinese(mcp_serve
         task = outcome["task"]
         assert task["status"] == "succeeded", task
         assert task["summary"] and "cases" in task["summary"]
+        assert "规则草稿：使用前请评审" in task["summary"]  # the rule-based path says what its cases are
         assert progress, "no progress notification arrived while waiting"
         assert all(message and message.startswith("testcase.generate") for _, message in progress)
         task_id = task["id"]
@@ -120,6 +126,7 @@ async def test_generate_review_export_on_the_heuristic_path_in_chinese(mcp_serve
             pages += 1
         assert len(ids) == len(set(ids)) == total and pages > 1
         assert any("密码" in case["title"] for case in first["items"])
+        assert all(case["draft"] and case["label"] == "规则草稿：使用前请评审" for case in first["items"])
 
         reviewed = structured(
             await client.call_tool(
@@ -138,7 +145,7 @@ async def test_generate_review_export_on_the_heuristic_path_in_chinese(mcp_serve
         assert reviewed["pending"] == total - 5
 
         link = structured(await client.call_tool("export_test_cases", {"task_id": task_id, "format": "md"}))
-        assert link["uri"] == f"task://{task_id}/testcases.md" and link["cases"] == total
+        assert link["uri"] == f"task://{task_id}/testcases.md" and link["cases"] == total - 1  # not the rejected one
         whole = await client.read_resource(link["uri"])
         text = text_of(whole)
         assert "密码长度为 8 位时可以登录（已编辑）" in text
@@ -256,3 +263,58 @@ async def test_knowledge_prompts_and_budget(mcp_server: Server) -> None:
         assert "topic" in missing
         budget = structured(await client.call_tool("get_budget_status", {}))
         assert budget["project"] == "mcp-kb" and isinstance(budget["budgets"], list)
+
+
+async def test_exports_for_tools_and_bulk_review_errors_over_mcp(mcp_server: Server) -> None:
+    key = mcp_server.new_key()
+    async with connect(mcp_server, key) as client:
+        outcome = structured(
+            await client.call_tool("generate_test_cases", {"requirement": LOGIN_ZH, "max_cases": 8, "wait_seconds": 60})
+        )
+        task_id = outcome["task"]["id"]
+        ids = [case["id"] for case in outcome["cases"]["items"]]
+        assert outcome["task"]["status"] == "succeeded" and len(ids) >= 3
+
+        # A bad edit anywhere refuses the whole batch, naming the case and the field.
+        refused = await client.call_tool(
+            "review_test_cases",
+            {"task_id": task_id, "accepted": ids[:2], "edits": {ids[2]: {"priority": "P9", "colour": "red"}}},
+        )
+        message = tool_error(refused)
+        assert "2 problems, nothing was changed" in message
+        assert f"case {ids[2]}, 'edits.{ids[2]}.priority'" in message and f"'edits.{ids[2]}.colour'" in message
+        rest = mcp_server.api("GET", f"/api/testcases?task_id={task_id}&status=pending&limit=100", key=key).json()
+        assert rest["total"] == outcome["cases"]["total"], "nothing was reviewed"
+        structured(await client.call_tool("review_test_cases", {"task_id": task_id, "accepted": ids[:1]}))
+
+        # A binary export is a blob resource: the XLSX, with English headers and one row per step.
+        link = structured(
+            await client.call_tool(
+                "export_test_cases", {"task_id": task_id, "format": "xlsx", "layout": "step", "lang": "en"}
+            )
+        )
+        assert link["uri"] == f"task://{task_id}/testcases.xlsx?layout=step&lang=en"
+        assert link["binary"] and link["preview"] == "" and link["filename"] == f"testcases-{task_id}.xlsx"
+        blob = (await client.read_resource(link["uri"])).contents[0]
+        assert isinstance(blob, BlobResourceContents)
+        data = base64.b64decode(blob.blob)
+        assert len(data) == link["size"]
+        sheet = openpyxl.load_workbook(io.BytesIO(data))["Test cases"]
+        assert [c.value for c in sheet[1]][:3] == ["ID", "Title", "Module"]
+        marks = {row[0]: row[13] for row in sheet.iter_rows(min_row=2, values_only=True)}
+        assert marks[ids[0]] == "reviewed" and marks[ids[1]] == "rule-based draft: review before use"
+
+        # A tool's format: ZenTao's import CSV in Chinese, read as text.
+        zentao = structured(await client.call_tool("export_test_cases", {"task_id": task_id, "format": "zentao"}))
+        assert zentao["uri"] == f"task://{task_id}/testcases.zentao.csv" and not zentao["binary"]
+        assert zentao["preview"].startswith("所属模块,用例标题,前置条件,步骤,预期")
+        assert text_of(await client.read_resource(zentao["uri"])).startswith("所属模块,用例标题")
+        xmind = await client.read_resource(f"task://{task_id}/testcases.xmind")
+        assert isinstance(xmind.contents[0], BlobResourceContents)
+        with zipfile.ZipFile(io.BytesIO(base64.b64decode(xmind.contents[0].blob))) as archive:
+            assert "content.json" in archive.namelist()
+
+        bad = await client.call_tool("export_test_cases", {"task_id": task_id, "format": "xray", "layout": "case"})
+        assert "format 'xray' has one layout" in tool_error(bad)
+        templates = {t.uri_template for t in (await client.list_resource_templates()).resource_templates}
+        assert "task://{task_id}/testcases.testlink.xml{?layout,lang,status}" in templates

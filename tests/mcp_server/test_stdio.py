@@ -7,13 +7,15 @@ import os
 import secrets
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 from mcp import Client, StdioServerParameters
-from mcp_types import ElicitResult
+from mcp.shared.exceptions import MCPError
+from mcp_types import ElicitResult, ResourceUpdatedNotification
 
 from tests.agents.answers import LOGIN_ZH
 from tests.agents.conftest import task_config, wait_task
@@ -126,3 +128,32 @@ def test_bridge_with_a_bad_key_fails_at_start_naming_the_cause(shared: Server, t
     )
     assert done.returncode == 1
     assert "401" in done.stderr.decode() and "Traceback" not in done.stderr.decode()
+
+
+@pytest.mark.timeout(120)
+async def test_bridge_relays_resource_updates_of_a_subscribed_task(shared: Server, tmp_path: Path) -> None:
+    key = shared.new_key("bridged-updates")
+    submitted = shared.api("POST", "/api/tasks", key=key, json={"kind": "system.sleep", "input": {"review": True}})
+    task_id = submitted.json()["id"]
+    await wait_task(shared, key, task_id, "reviewing")
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("AITP_")}, "AITP_API_KEY": key}
+    updates: list[str] = []
+
+    async def on_message(message: Any) -> None:
+        if isinstance(message, ResourceUpdatedNotification):
+            updates.append(str(message.params.uri))
+
+    bridge = stdio(env, tmp_path, "--url", f"{shared.base_url}/mcp")
+    uri = f"task://{task_id}"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # resources/subscribe is the 2025-11-25 way, deprecated by the SDK
+        async with Client(bridge, message_handler=on_message, mode="legacy") as client:
+            with pytest.raises(MCPError, match="only task://"):
+                await client.subscribe_resource("task://not-a-task-of-mine")
+            await client.subscribe_resource(uri)
+            shared.api("POST", f"/api/tasks/{task_id}/review", key=key, json={"action": "approved"})
+            for _ in range(100):
+                if updates:
+                    break
+                await asyncio.sleep(0.1)
+    assert updates and set(updates) == {uri}, updates

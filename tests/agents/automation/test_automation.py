@@ -391,11 +391,12 @@ async def test_missing_case_and_bad_input(auto: Server, fake: FakeUpstream) -> N
     assert response.status_code == 400 and "testcase_id" in response.text
     both = {"kind": "automation.generate", "input": {"testcase_id": "x", "case": LOGIN_CASE}}
     assert auto.api("POST", "/api/tasks", key=key, json=both).status_code == 400
-    task = auto.api(
+    missing = auto.api(
         "POST", "/api/tasks", key=key, json={"kind": "automation.generate", "input": {"testcase_id": "nope"}}
-    ).json()
-    failed = await wait_task(auto, key, task["id"], "failed", "succeeded")
-    assert failed["error"]["type"] == "case_not_found" and failed["error"]["hint"]
+    )
+    assert missing.status_code == 400, missing.text  # refused at submit: no task that could only fail
+    assert missing.json()["error"]["code"] == "testcase_not_found"
+    assert missing.json()["error"]["param"] == "input.testcase_id" and "'nope'" in missing.text
     assert fake.requests == []
 
 
@@ -421,8 +422,14 @@ async def test_stored_cases_must_be_accepted(auto: Server, fake: FakeUpstream) -
     task = await reviewing(auto, key, submit(auto, key, case=None, testcase_id=accepted))
     assert task["interrupt_data"]["case"] == {"id": accepted, "title": "下单成功"}
     assert task["interrupt_data"]["target"] == "api"
-    failed = await wait_task(auto, key, submit(auto, key, case=None, testcase_id=pending), "failed", "reviewing")
-    assert failed["error"]["type"] == "case_not_accepted" and "review" in failed["error"]["hint"], failed
+    body = {"kind": "automation.generate", "input": {"testcase_id": pending, "language": "zh"}}
+    refused = auto.api("POST", "/api/tasks", key=key, json=body)
+    assert refused.status_code == 400 and refused.json()["error"]["code"] == "testcase_not_accepted", refused.text
+    assert f"/api/testcases/{pending}/review" in refused.json()["error"]["message"]
+    stranger = auto.new_key(f"other-{secrets.token_hex(4)}")  # another project's accepted case is "not found"
+    foreign = {"kind": "automation.generate", "input": {"testcase_id": accepted}}
+    elsewhere = auto.api("POST", "/api/tasks", key=stranger, json=foreign)
+    assert elsewhere.status_code == 400 and elsewhere.json()["error"]["code"] == "testcase_not_found", elsewhere.text
 
 
 async def test_budget_block_fails_the_task(auto: Server, fake: FakeUpstream) -> None:

@@ -4,76 +4,20 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import pytest
-from prometheus_client import CollectorRegistry
 
-from agents.kb import KnowledgeBase
-from agents.tasks.events import LocalBus
-from agents.tasks.store import TaskStore
-from agents.testcases.metrics import GenerationMetrics
 from agents.testcases.service import TestCaseService
-from agents.testcases.store import TestCaseStore
-from core.clock import SystemClock
-from core.db import create_engine, migrate
 from core.errors import Forbidden, InvalidRequest, NotFound
-from core.identity.principal import Principal
 from core.identity.projects import Conflict
-
-MEMBER_A = Principal(key_id="ka", project_id="team-a", role="member")
-VIEWER_A = Principal(key_id="va", project_id="team-a", role="viewer")
-MEMBER_B = Principal(key_id="kb", project_id="team-b", role="member")
-
-
-class Examples:
-    """Stands in for the knowledge base: which cases are examples for later generations."""
-
-    def __init__(self) -> None:
-        self.ids: set[str] = set()
-
-    async def add_example(self, project_id: str, example_id: str, text: str, metadata: dict[str, Any]) -> None:
-        self.ids.add(example_id)
-
-    async def delete_example(self, project_id: str, example_id: str) -> None:
-        self.ids.discard(example_id)
-
-
-def case(case_id: str) -> dict[str, Any]:
-    return {
-        "id": case_id,
-        "title": f"case {case_id}",
-        "module": "login",
-        "priority": "P1",
-        "type": "functional",
-        "preconditions": [],
-        "steps": [{"step": 1, "action": "log in", "data": "", "expected": "welcome page"}],
-        "covers": ["R1"],
-        "source": "heuristic",
-    }
+from tests.agents.testcases.service_setup import MEMBER_A, MEMBER_B, VIEWER_A, Examples, case, service_on
 
 
 @pytest.fixture
 async def setup(tmp_path: Path) -> AsyncIterator[tuple[TestCaseService, Examples, str]]:
-    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path}/aitp.db")
-    await migrate(engine)
-    clock = SystemClock()
-    tasks = TaskStore(engine, LocalBus(), clock)
-    row, _ = await tasks.submit(
-        project_id="team-a",
-        key_id="ka",
-        kind="testcase.generate",
-        input={},
-        idempotency_key=None,
-        priority=0,
-        max_attempts=1,
-    )
-    cases = TestCaseStore(engine, clock)
-    await cases.replace_for_task("team-a", row["id"], [case("tc_1"), case("tc_2"), case("tc_3")])
-    examples = Examples()
-    service = TestCaseService(cases, cast(KnowledgeBase, examples), GenerationMetrics(CollectorRegistry()), tasks)
-    yield service, examples, str(row["id"])
-    await engine.dispose()
+    async with service_on(f"sqlite+aiosqlite:///{tmp_path}/aitp.db", [case("tc_1"), case("tc_2"), case("tc_3")]) as s:
+        yield s.service, s.examples, s.task_id
 
 
 async def statuses(service: TestCaseService, task_id: str) -> dict[str, str]:

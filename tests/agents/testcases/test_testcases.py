@@ -192,10 +192,11 @@ async def test_review_feeds_acceptance_rate_examples_and_exports(gen: Server, fa
     base = f"/api/tasks/{task['id']}/testcases"
     as_json = gen.api("GET", base, key=key, params={"format": "json"})
     assert as_json.status_code == 200 and as_json.json()["cases"][0]["title"] == "复核-密码 8 位可以登录"
-    as_csv = gen.api("GET", base, key=key, params={"format": "csv"})
+    as_csv = gen.api("GET", base, key=key, params={"format": "csv", "lang": "en"})
     assert as_csv.content.startswith(b"\xef\xbb\xbf")
     rows = list(csv.DictReader(io.StringIO(as_csv.content.decode("utf-8-sig"))))
-    assert rows[0]["title"] == "复核-密码 8 位可以登录" and rows[1]["review_status"] == "accepted"
+    assert rows[0]["Title"] == "复核-密码 8 位可以登录" and rows[1]["Review status"] == "accepted"
+    assert [r["Draft or reviewed"] for r in rows] == ["reviewed", "reviewed"]
     as_xlsx = gen.api("GET", base, key=key, params={"format": "xlsx"})
     book = openpyxl.load_workbook(io.BytesIO(as_xlsx.content))
     cells = [c.value for row in book.worksheets[0].iter_rows() for c in row]
@@ -219,10 +220,15 @@ async def test_generates_from_a_knowledge_base_document(gen_sqlite: Server, fake
     assert task["result"]["requirement"]["source"] == f"kb:{doc.json()['id']}"
     sent = json.dumps(fake.requests_for("qwen-plus")[-1]["messages"])
     assert "SMS verification" in sent
-    missing = await wait_task(
-        gen_sqlite, key, generate(gen_sqlite, key, document_id="nope")["id"], "failed", timeout=20
+    missing = gen_sqlite.api(
+        "POST", "/api/tasks", key=key, json={"kind": "testcase.generate", "input": {"document_id": "nope"}}
     )
-    assert missing["error"]["type"] == "document_not_found"
+    assert missing.status_code == 400 and missing.json()["error"]["code"] == "document_not_found", missing.text
+    assert missing.json()["error"]["param"] == "input.document_id"
+    _, other = project_key(gen_sqlite)  # another project's document is "not found", exactly like a missing one
+    body = {"kind": "testcase.generate", "input": {"document_id": doc.json()["id"]}}
+    elsewhere = gen_sqlite.api("POST", "/api/tasks", key=other, json=body)
+    assert elsewhere.status_code == 400 and elsewhere.json()["error"]["code"] == "document_not_found"
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,129 @@
+"""The live monitor: gateway latency and errors by route, the task queue, and (server admin) the process itself.
+
+Gateway figures come from the usage rows of the last ``window_s`` seconds
+(default 15 minutes), as :class:`~gateway.reports.UsageReports` computes
+them (nearest-rank percentiles, ``errors`` = HTTP status >= 400); the queue
+from the tasks table. The ledger probe, worker threads and the process's CPU,
+memory and disk describe the whole server, so only the server admin key sees
+them (``system`` is null for other keys).
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from core.clock import Clock
+from core.identity.principal import Principal
+from core.timefmt import utc_iso
+from core.validation import check_int
+from gateway.ledger.base import Ledger, Period
+from gateway.reports import UsageReports
+
+from ..tasks.runtime import TaskRuntime
+from ..tasks.tables import RUNNING
+
+DEFAULT_WINDOW_S = 900
+MAX_WINDOW_S = 86400
+LEDGER_PROBES = 5
+_PROBE = "monitor:probe"  # a counter nothing charges: reading it costs what any budget read costs
+
+
+class MonitorService:
+    def __init__(
+        self, reports: UsageReports, runtime: TaskRuntime, ledger: Ledger, data_dir: Path, clock: Clock
+    ) -> None:
+        self._reports = reports
+        self._runtime = runtime
+        self._ledger = ledger
+        self._data_dir = data_dir
+        self._clock = clock
+        self._process = psutil.Process()
+
+    async def snapshot(
+        self, principal: Principal, project: str | None = None, window_s: int = DEFAULT_WINDOW_S
+    ) -> dict[str, Any]:
+        """``{at, window_s, routes, totals, tasks, system}`` for the caller's project (root: ``project`` or all)."""
+        check_int(window_s, "window_s", 10, MAX_WINDOW_S)
+        now = self._clock.now()
+        usage = await self._reports.usage(
+            principal, project, now - timedelta(seconds=window_s), now, group_by="endpoint"
+        )
+        routes = [_route(group) for group in usage["groups"]]
+        scope = usage["project"]
+        stats = await self._runtime.store.stats(scope)
+        return {
+            "at": utc_iso(now),
+            "window_s": window_s,
+            "project": scope,
+            "routes": routes,
+            "totals": _route({"key": "all", **usage["totals"]}),
+            "tasks": {
+                "queue_depth": stats["backlog"],
+                "oldest_pending_age_s": stats["oldest_pending_age_s"],
+                "running": stats["by_status"].get(RUNNING, 0),
+                "by_status": stats["by_status"],
+            },
+            "system": await self._system() if principal.root else None,
+        }
+
+    async def _system(self) -> dict[str, Any]:
+        timings: list[float] = []
+        for _ in range(LEDGER_PROBES):
+            started = time.perf_counter()
+            await self._ledger.snapshot([(_PROBE, Period.TOTAL, None)])
+            timings.append((time.perf_counter() - started) * 1000)
+        process = self._process
+        with process.oneshot():
+            memory = process.memory_info()
+            cpu = process.cpu_percent(None)  # since the previous snapshot (0.0 on the first)
+            threads = process.num_threads()
+        disk = psutil.disk_usage(str(self._data_dir if self._data_dir.exists() else Path.cwd()))
+        return {
+            "ledger": {
+                "backend": type(self._ledger).__name__,
+                "probes": LEDGER_PROBES,
+                "median_ms": round(statistics.median(timings), 3),
+                "max_ms": round(max(timings), 3),
+            },
+            "workers": {
+                "mode": "distributed" if self._runtime.distributed else "embedded",
+                "threads_in_this_process": self._runtime.worker_threads,
+            },
+            "process": {
+                "pid": process.pid,
+                "cpu_percent": round(cpu, 1),
+                "rss_bytes": memory.rss,
+                "threads": threads,
+            },
+            "host": {
+                "cpu_count": psutil.cpu_count() or 0,
+                "cpu_percent": psutil.cpu_percent(None),
+                "memory_percent": psutil.virtual_memory().percent,
+            },
+            "disk": {
+                "path": str(self._data_dir),
+                "total_bytes": disk.total,
+                "used_bytes": disk.used,
+                "free_bytes": disk.free,
+                "percent": disk.percent,
+            },
+        }
+
+
+def _route(group: dict[str, Any]) -> dict[str, Any]:
+    n = group["requests"]
+    return {
+        "route": group["key"],
+        "requests": n,
+        "errors": group["errors"],
+        "error_rate": round(group["errors"] / n, 6) if n else None,
+        "p50_ms": group["p50_latency_ms"],
+        "p95_ms": group["p95_latency_ms"],
+        "p99_ms": group["p99_latency_ms"],
+    }

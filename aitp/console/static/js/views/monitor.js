@@ -1,0 +1,55 @@
+// Monitor: gateway latency percentiles and error rate by route, the task queue, and for the server admin the
+// ledger, workers and the process's CPU, memory and disk; refreshed every 5 s while the page is visible.
+
+import { card, h, mount, table } from '../dom.js';
+import { scope } from './common.js';
+
+const EVERY_MS = 5000;
+
+export async function render(ctx, root) {
+  const t = ctx.t;
+  const body = h('div', { id: 'monitor-body' });
+  const stamp = h('p', { class: 'muted', id: 'monitor-at', role: 'status' });
+  mount(root, h('h1', { id: 'view-title' }, t('nav.monitor')), stamp, body);
+  const load = async () => {
+    const snap = await ctx.api.get('/api/monitor', scope(ctx));
+    stamp.textContent = t('monitor.at', { at: ctx.fmt.time(snap.at), minutes: Math.round(snap.window_s / 60) });
+    mount(body, ...view(ctx, snap));
+  };
+  await load();
+  const timer = setInterval(() => { if (document.visibilityState === 'visible') load().catch(() => {}); }, EVERY_MS);
+  return () => clearInterval(timer);
+}
+
+function view(ctx, snap) {
+  const t = ctx.t, fmt = ctx.fmt;
+  const routes = [...snap.routes, snap.totals];
+  const out = [
+    h('h2', {}, t('monitor.routes')),
+    table([
+      { label: t('monitor.route'), value: (r) => (r.route === 'all' ? t('monitor.all') : r.route) },
+      { label: t('spend.requests'), num: true, value: (r) => fmt.int(r.requests), raw: (r) => r.requests },
+      { label: 'p50', num: true, value: (r) => fmt.ms(r.p50_ms), raw: (r) => r.p50_ms },
+      { label: 'p95', num: true, value: (r) => fmt.ms(r.p95_ms), raw: (r) => r.p95_ms },
+      { label: 'p99', num: true, value: (r) => fmt.ms(r.p99_ms), raw: (r) => r.p99_ms },
+      { label: t('overview.error_rate'), num: true, value: (r) => fmt.pct(r.error_rate, 2), raw: (r) => r.error_rate },
+    ], routes, { label: t('monitor.routes'), rowAttrs: (r) => ({ 'data-route': r.route }) }),
+    h('h2', {}, t('monitor.tasks')),
+    h('div', { class: 'cards' },
+      card(t('monitor.queue'), fmt.int(snap.tasks.queue_depth), { raw: snap.tasks.queue_depth, name: 'queue',
+        sub: snap.tasks.oldest_pending_age_s === null ? '' : t('monitor.oldest', { s: fmt.num(snap.tasks.oldest_pending_age_s) }) }),
+      card(t('status.running'), fmt.int(snap.tasks.running), { raw: snap.tasks.running, name: 'running' })),
+  ];
+  const sys = snap.system;
+  if (sys) {
+    out.push(h('h2', {}, t('monitor.system')), h('div', { class: 'cards' },
+      card(t('monitor.ledger'), fmt.ms(sys.ledger.median_ms), { raw: sys.ledger.median_ms, name: 'ledger', sub: `${sys.ledger.backend} · max ${fmt.ms(sys.ledger.max_ms)}` }),
+      card(t('monitor.workers'), fmt.int(sys.workers.threads_in_this_process), { raw: sys.workers.threads_in_this_process, name: 'workers', sub: t(`monitor.mode.${sys.workers.mode}`) }),
+      card(t('monitor.cpu'), fmt.pct(sys.process.cpu_percent / 100), { raw: sys.process.cpu_percent, name: 'cpu', sub: t('monitor.host_cpu', { pct: fmt.pct(sys.host.cpu_percent / 100), n: sys.host.cpu_count }) }),
+      card(t('monitor.memory'), fmt.bytes(sys.process.rss_bytes), { raw: sys.process.rss_bytes, name: 'memory', sub: t('monitor.host_mem', { pct: fmt.pct(sys.host.memory_percent / 100) }) }),
+      card(t('monitor.disk'), fmt.pct(sys.disk.percent / 100), { raw: sys.disk.percent, name: 'disk', sub: t('monitor.disk_free', { free: fmt.bytes(sys.disk.free_bytes) }) })));
+  } else {
+    out.push(h('p', { class: 'muted' }, t('monitor.system_admin')));
+  }
+  return out;
+}
