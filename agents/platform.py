@@ -27,6 +27,7 @@ from core.identity.principal import Principal
 from core.identity.projects import ProjectStore
 from core.identity.routes import Identity
 from core.outbound import OutboundPolicy
+from core.process_metrics import register_process_metrics
 from core.redis import create_redis
 from core.settings import Settings
 from core.tracing import Tracing
@@ -105,6 +106,7 @@ class Platform:
         self._owns_tracing = tracing is None
         self.tracing = tracing or Tracing.from_settings(settings.tracing)
         self.registry = CollectorRegistry()
+        register_process_metrics(self.registry, settings.data_dir)
         self.db = create_engine(
             settings.effective_database_url, settings.database_pool_size, settings.database_max_overflow
         )

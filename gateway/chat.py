@@ -301,9 +301,12 @@ class ChatService:
         self._metrics.requests.labels(usage.endpoint, tier, usage.status).inc()
         self._metrics.duration.labels(usage.endpoint).observe(usage.latency_ms / 1000)
         if usage.prompt_tokens or usage.completion_tokens:
-            self._metrics.tokens.labels("prompt", tier).inc(usage.prompt_tokens)
-            self._metrics.tokens.labels("completion", tier).inc(usage.completion_tokens)
-            self._metrics.spend.labels(tier).inc(usage.cost_usd)
+            model = usage.model_used or "none"
+            self._metrics.tokens.labels("prompt", tier, model).inc(usage.prompt_tokens)
+            self._metrics.tokens.labels("completion", tier, model).inc(usage.completion_tokens)
+            self._metrics.spend.labels(tier, model).inc(usage.cost_usd)
+            plus = self._llm.current().tier_price("plus")
+            self._metrics.spend_all_plus.labels(tier).inc(plus.cost(usage.prompt_tokens, usage.completion_tokens))
 
     async def _settle(self, admission: Admission, usage: Usage) -> None:
         if usage.prompt_tokens or usage.completion_tokens:
@@ -319,7 +322,7 @@ class ChatService:
     async def _call(self, engine: Engine, group: str, call: _Call, usage: Usage) -> tuple[Any, Served, Admission]:
         admission = await self._admit(engine, call, group)
         try:
-            with upstream_span(self._tracer, "chat", group, usage) as span:
+            with upstream_span(self._tracer, self._metrics.upstream_duration.labels("chat"), group, usage) as span:
                 response, served = await engine.complete(group, call.payload)
                 served_attributes(span, served, response)
         except asyncio.CancelledError:

@@ -42,8 +42,9 @@ class EmbeddingService:
         self._metrics.requests.labels("embeddings", "none", usage.status).inc()
         self._metrics.duration.labels("embeddings").observe(usage.latency_ms / 1000)
         if usage.prompt_tokens:
-            self._metrics.tokens.labels("prompt", "none").inc(usage.prompt_tokens)
-            self._metrics.spend.labels("none").inc(usage.cost_usd)
+            model = usage.model_used or "none"
+            self._metrics.tokens.labels("prompt", "none", model).inc(usage.prompt_tokens)
+            self._metrics.spend.labels("none", model).inc(usage.cost_usd)
 
     async def handle(self, body: Any, ctx: CallContext) -> Response:
         response, served, usage = await self._run(body, ctx)

@@ -1,4 +1,4 @@
-"""The span of one upstream call: what was asked for, which deployment answered, tokens, litellm's retries.
+"""The span and duration of one upstream call: what was asked for, which deployment answered, tokens, retries.
 
 litellm's Router retries and falls back inside one call; the span covers all of
 it and says how many retries it took (``aitp.upstream.retries``). A cascade
@@ -8,28 +8,35 @@ the upstream starts answering; the tokens come with the stream's end.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
 from opentelemetry.trace import Span, SpanKind, Tracer
+from prometheus_client import Histogram
 
 from .engine import Served
 from .usage import Usage
 
 
 @contextmanager
-def upstream_span(tracer: Tracer, operation: str, group: str, usage: Usage) -> Iterator[Span]:
+def upstream_span(tracer: Tracer, duration: Histogram, group: str, usage: Usage) -> Iterator[Span]:
+    """A span around the call, and its duration observed in ``duration`` (aitp_upstream_duration_seconds)."""
     attributes = {
-        "gen_ai.operation.name": operation,
+        "gen_ai.operation.name": usage.endpoint,
         "gen_ai.request.model": group,
         "aitp.route_reason": usage.route_reason or "",
         "aitp.request_id": usage.request_id,
     }
     if usage.task_id:
         attributes["aitp.task_id"] = usage.task_id
-    with tracer.start_as_current_span(f"upstream {group}", kind=SpanKind.CLIENT, attributes=attributes) as span:
-        yield span
+    started = time.perf_counter()
+    try:
+        with tracer.start_as_current_span(f"upstream {group}", kind=SpanKind.CLIENT, attributes=attributes) as span:
+            yield span
+    finally:
+        duration.observe(time.perf_counter() - started)
 
 
 def served_attributes(span: Span, served: Served, response: Any) -> None:

@@ -31,6 +31,11 @@ class TaskMetrics:
         self.reaped = Counter(
             "aitp_task_reaped_total", "Tasks whose worker died, by what the reaper did", ["action"], registry=registry
         )
+        # Per process (API in embedded mode, each `aitp worker`): sum over instances for the whole system.
+        self.worker_threads = Gauge(
+            "aitp_task_worker_threads", "Dramatiq worker threads alive in this process", registry=registry
+        )
+        self.running = Gauge("aitp_task_running", "Task executions in progress in this process", registry=registry)
         self._seen: set[tuple[str, str]] = set()
 
     def set_counts(self, counts: list[tuple[str, str, int]]) -> None:

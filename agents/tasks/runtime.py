@@ -120,11 +120,15 @@ class TaskRuntime:
         if self._worker is None:
             return "redis broker" if self.distributed else "stub broker, not executing here"
         threads = self._worker.workers
-        alive = sum(thread.is_alive() for thread in threads)
+        alive = self.worker_threads_alive()
         if alive < len(threads):
             dead = len(threads) - alive
             raise RuntimeError(f"{dead} of {len(threads)} worker threads have died; restart the process")
         return f"{'redis' if self.distributed else 'stub'} broker, {alive} worker threads"
+
+    def worker_threads_alive(self) -> int:
+        worker = self._worker
+        return 0 if worker is None else sum(thread.is_alive() for thread in worker.workers)
 
     def queues(self) -> set[str]:
         return {actor.queue_name for actor in self.actors.values()}
@@ -150,6 +154,9 @@ class TaskRuntime:
                 self.broker, queues=queues, worker_threads=threads, worker_timeout=worker_timeout
             )
             self._worker.start()
+            self.metrics.worker_threads.set_function(self.worker_threads_alive)
+            executor = self._executor
+            self.metrics.running.set_function(lambda: executor.running)
             if not self.distributed:
                 # Embedded mode: the in-memory queue died with the last process; the tasks table did not.
                 unfinished = await self.store.unfinished()

@@ -24,6 +24,7 @@ from prometheus_client import CollectorRegistry, start_http_server
 
 from core.clock import SystemClock
 from core.db import create_engine, migrate
+from core.process_metrics import register_process_metrics
 from core.redis import create_redis
 from core.settings import Settings
 from core.tracing import Tracing
@@ -60,6 +61,7 @@ def run_worker(settings: Settings, *, threads: int, queues: set[str] | None, met
 
     engine = create_engine(settings.effective_database_url)
     registry = CollectorRegistry()
+    register_process_metrics(registry, settings.data_dir)
     redis_async = create_redis(settings.redis_url, settings.redis_max_connections, socket_timeout_s=5.0)
     clock = SystemClock()
     tracing = Tracing.from_settings(settings.tracing)

@@ -1,5 +1,7 @@
 """OpenTelemetry spans of the app in process (httpx's ASGI transport), caught by the SDK's in-memory exporter.
 
+(And the metrics the Grafana panels read, from the same app's ``/metrics``.)
+
 A request is a server span with the ledger and the upstream call inside it; a
 task submitted by a request carries the request's trace context in its message,
 so the task, its steps and its model calls are in the request's trace.
@@ -22,6 +24,7 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
 from prometheus_client import CollectorRegistry
+from prometheus_client.parser import text_string_to_metric_families
 from pydantic import SecretStr
 
 from agents.tasks.kinds import KindRegistry
@@ -231,3 +234,40 @@ async def test_the_trace_context_crosses_redis_in_the_task_message(tmp_path: Pat
     assert run.context is not None and run.context.trace_id == submitter.get_span_context().trace_id
     assert parent_of(run) == submitter.get_span_context().span_id and parent_of(step) == span_id(run)
     assert run.attributes is not None and run.attributes["aitp.task_id"] == task["id"]
+
+
+def sample(metrics: str, name: str, **labels: str) -> float:
+    """The value of one sample in Prometheus' text format (0.0 when absent)."""
+    for family in text_string_to_metric_families(metrics):
+        for found in family.samples:
+            if found.name == name and all(found.labels.get(k) == v for k, v in labels.items()):
+                return float(found.value)
+    return 0.0
+
+
+async def test_metrics_behind_the_dashboard_panels(traced: Traced) -> None:
+    """Spend by model, the all-plus price of the same tokens, upstream time, worker threads, the process."""
+    key = await traced.key("tm-" + secrets.token_hex(3))
+    before = (await traced.http.get("/metrics")).text
+    response = await traced.http.post(
+        "/v1/chat/completions",
+        json={"model": "turbo", "messages": [{"role": "user", "content": "hello"}]},
+        headers={"authorization": f"Bearer {key}"},
+    )
+    assert response.status_code == 200, response.text
+    after = (await traced.http.get("/metrics")).text
+    model = response.headers["x-aitp-model"]
+    cost = float(response.headers["x-aitp-cost-usd"])
+
+    def grew(name: str, **labels: str) -> float:
+        return sample(after, name, **labels) - sample(before, name, **labels)
+
+    assert grew("aitp_spend_usd_total", tier="turbo", model=model) == pytest.approx(cost, rel=1e-6)
+    assert grew("aitp_tokens_total", kind="completion", tier="turbo", model=model) > 0
+    assert grew("aitp_spend_all_plus_usd_total", tier="turbo") > cost > 0  # plus costs more per token
+    assert grew("aitp_upstream_duration_seconds_count", endpoint="chat") == 1
+    upstream_s = grew("aitp_upstream_duration_seconds_sum", endpoint="chat")
+    assert 0 < upstream_s <= grew("aitp_request_duration_seconds_sum", endpoint="chat")
+    assert sample(after, "aitp_task_worker_threads") == 2  # tasks.embedded_threads
+    assert sample(after, "process_resident_memory_bytes") > 0
+    assert 0 < sample(after, "aitp_disk_free_bytes") <= sample(after, "aitp_disk_total_bytes")

@@ -1,16 +1,25 @@
-"""JSON log lines of a live ``aitp serve`` carry the request id, the task id and the project of their context."""
+"""JSON log lines of a live ``aitp serve`` carry the request id, the task id and the project of their context.
+
+(And, with tracing on, the trace id of the span they are logged in.)
+"""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import secrets
 import time
 from typing import Any
 
 import httpx
 import pytest
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import format_trace_id
 
+from core.logging import ContextFilter, add_log_context, bind_log_context, reset_log_context
+from core.settings import TracingSettings
+from core.tracing import Tracing
 from tests.conftest import Server, ServerFactory, gateway_config
 from tests.fakes.llm_upstream import FakeUpstream, Reply
 
@@ -82,3 +91,34 @@ def test_a_task_s_lines_carry_its_id_kind_and_project(server: Server) -> None:
     submit_lines = wait_lines(server, {"request_id": rid})
     assert len(submit_lines) == 1 and submit_lines[0]["project"] == project
     assert "task_id" not in submit_lines[0]
+
+
+class Collect(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__()
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+def test_a_line_inside_a_span_carries_its_trace_id_and_explicit_fields_win() -> None:
+    tracing = Tracing.from_settings(TracingSettings(enabled=True), exporter=InMemorySpanExporter())
+    handler = Collect()
+    handler.addFilter(ContextFilter())
+    logger = logging.getLogger("aitp.test.log_context")
+    logger.addHandler(handler)
+    try:
+        with tracing.tracer.start_as_current_span("work") as span:
+            token = bind_log_context(request_id="r-1")
+            add_log_context(project="p-1")
+            logger.warning("inside", extra={"request_id": "explicit"})
+            reset_log_context(token)
+        logger.warning("outside")
+    finally:
+        logger.removeHandler(handler)
+        tracing.shutdown()
+    inside, outside = (r.__dict__ for r in handler.records)
+    assert inside["trace_id"] == format_trace_id(span.get_span_context().trace_id)
+    assert inside["request_id"] == "explicit" and inside["project"] == "p-1"
+    assert not {"trace_id", "request_id", "project"} & set(outside)
