@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 from core.errors import APIError
 from core.identity.principal import Principal
-from core.settings import LOCAL_ECHO, GenerationSettings
+from core.settings import LOCAL_ECHO, TIERS, GenerationSettings
 from gateway.catalog import Catalog
 from gateway.chat import CallContext, ChatService, Completion
 
@@ -52,6 +52,20 @@ class AgentLLM:
     def only_echo(self) -> bool:
         """True when no real model is configured: the built-in local/echo stand-in would answer."""
         return all(entry.is_echo for entry in self.catalog.entries.values())
+
+    def echo_targets(self, model: str | None = None) -> list[str]:
+        """What a call to ``model`` (default generation.model) may reach that only local/echo serves.
+
+        ``auto`` may route to either tier (a JSON-schema answer goes to plus), so each tier served by
+        the stand-in is named; [] when every route reaches a real model.
+        """
+        name = model or self.settings.model
+        if name == "auto":
+            return [f"the {tier} tier" for tier in TIERS if self.catalog.tier_is_echo(tier)]
+        if name in TIERS:
+            return [f"the {name} tier"] if self.catalog.tier_is_echo(name) else []
+        entry = self.catalog.entries.get(name)
+        return [f"'{name}'"] if entry is not None and entry.is_echo else []
 
     def principal(self, ctx: TaskContext) -> Principal:
         return Principal(key_id=ctx.key_id or "task", project_id=ctx.project_id, role="member")

@@ -91,10 +91,11 @@ class AutomationInput(BaseModel):
 
 
 NO_MODEL = (
-    "automation.generate needs a language model, and none is configured: only the built-in 'local/echo' "
-    "stand-in answers, which repeats the prompt and cannot write a test. Configure one under 'models:' in "
-    "aitp.yaml (a DashScope, OpenAI, Ollama or vLLM deployment) or export its key (DASHSCOPE_API_KEY for the "
-    "default tiers), then restart; see docs/configuration.md#providers. `aitp config check` shows what is served"
+    "automation.generate needs a language model, and {where} of generation.model ({model}) is served only by "
+    "the built-in 'local/echo' stand-in, which repeats the prompt and cannot write a test. Configure a model "
+    "under 'models:' in aitp.yaml (a DashScope, OpenAI, Ollama or vLLM deployment for the turbo and plus tiers) "
+    "or export its key (DASHSCOPE_API_KEY for the default tiers), then restart; see "
+    "docs/configuration.md#providers. `aitp config check` shows what is served"
 )
 
 
@@ -102,8 +103,11 @@ def automation_kind(services: AgentServices) -> Kind:
     flow = AutomationFlow(services, AutomationStore(services.db, services.clock))
 
     async def check_submit(principal: Principal, spec: AutomationInput) -> None:
-        if services.llm.only_echo:
-            raise InvalidRequest(NO_MODEL, code="no_model_configured")
+        echo = services.llm.echo_targets()
+        if echo:
+            where = " and ".join(echo)
+            model = services.settings.generation.model
+            raise InvalidRequest(NO_MODEL.format(where=where, model=model), code="no_model_configured")
         if spec.testcase_id is not None:
             try:
                 await accepted_case(services, principal.project_id, spec.testcase_id)
