@@ -51,6 +51,7 @@ bench: install
 	$(PY) bench/tasks.py $(BENCH_TASKS_ARGS)
 	$(PY) bench/kb_and_generation.py $(BENCH_KB_ARGS)
 	$(PY) bench/mcp_vs_rest.py $(BENCH_MCP_ARGS)
+	$(PY) bench/console.py $(BENCH_CONSOLE_ARGS)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache
