@@ -217,6 +217,7 @@ def test_generate_review_and_drafts_across_reloads(console: Console, seeded: See
     console.wait("workspace")
     page.wait_for_selector(f'[data-draft="{ids[0]}"]', timeout=20000)
     assert page.eval_on_selector("#g-head a", "a => a.textContent") == task_id
+    assert "100%" in page.inner_text("#g-head")  # the replayed log does not wind the finished task back
     assert page.query_selector(f'[data-conflict="{ids[0]}"]') is None
     # Someone else changes the case on the server: the draft is reported, not applied.
     changed = seeded.server.api("POST", f"/api/testcases/{ids[0]}/review", key=seeded.admin,
