@@ -52,6 +52,7 @@ bench: install
 	$(PY) bench/kb_and_generation.py $(BENCH_KB_ARGS)
 	$(PY) bench/mcp_vs_rest.py $(BENCH_MCP_ARGS)
 	$(PY) bench/browser_pool.py $(BENCH_BROWSER_ARGS)
+	$(PY) bench/console.py $(BENCH_CONSOLE_ARGS)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache

@@ -130,6 +130,14 @@ def seeded(fake: FakeUpstream, server_factory: ServerFactory) -> Seeded:
     for spec, limit in ((budgets[0], used["team day"] / 0.85), (budgets[1], used["member month"] / 1.5)):
         put = server.api("PUT", "/api/budgets", json={**spec, "limit_usd": limit})
         assert put.status_code == 200, put.text
+    # One more call crosses the thresholds under the new limits, which records alerts.
+    openai.OpenAI(base_url=server.v1, api_key=member, max_retries=0).chat.completions.create(
+        model="turbo", messages=[{"role": "user", "content": "one more"}]
+    )
+    deadline = time.monotonic() + 10
+    while not server.api("GET", "/api/alerts", key=member).json()["items"]:
+        assert time.monotonic() < deadline, "no budget alert was recorded"
+        time.sleep(0.1)
     return Seeded(server, admin, member, viewer, other, member_id, task["id"], review_task["id"])
 
 

@@ -97,6 +97,8 @@ def test_every_view_shows_what_the_api_says(console: Console, seeded: Seeded) ->
                     assert (page.get_attribute(row, "class") or "") == expected, budget["name"]
             classes = page.eval_on_selector_all("tr[data-budget]", "rows => rows.map((r) => r.className)")
             assert "warn" in classes and "over" in classes
+            alerts = seeded.api("/api/alerts", as_key=seeded.member, limit=20)["items"]
+            assert alerts and page.eval_on_selector_all("table.alerts tbody tr", "rows => rows.length") == len(alerts)
         elif view == "prompts":
             stats = seeded.api("/api/prompts/testcase.generate/stats", as_key=seeded.member)
             page.select_option("#p-name", "testcase.generate")
@@ -196,11 +198,26 @@ def test_generate_review_and_drafts_across_reloads(console: Console, seeded: See
     # An edit not yet saved is a draft in IndexedDB; it survives a reload along with the watched task.
     page.click(f'[data-edit="{ids[0]}"]')
     page.fill("#e-title", "Draft title from the console")
-    page.wait_for_timeout(600)  # the draft is written 300 ms after the last keystroke
+    # The draft is written 300 ms after the last keystroke; wait until IndexedDB has it.
+    count_drafts = """async () => {
+        const db = await new Promise((ok) => {
+            const r = indexedDB.open('aitp-console');
+            r.onsuccess = () => ok(r.result);
+        });
+        const all = await new Promise((ok) => { const r = db.transaction('work').objectStore('work').getAll();
+                                                r.onsuccess = () => ok(r.result); });
+        db.close();
+        return all.filter((rec) => rec.kind === 'draft').length;
+    }"""
+    deadline = time.monotonic() + 10
+    while page.evaluate(count_drafts) == 0:
+        assert time.monotonic() < deadline
+        page.wait_for_timeout(100)
     page.reload()
     console.wait("workspace")
     page.wait_for_selector(f'[data-draft="{ids[0]}"]', timeout=20000)
     assert page.eval_on_selector("#g-head a", "a => a.textContent") == task_id
+    assert "100%" in page.inner_text("#g-head")  # the replayed log does not wind the finished task back
     assert page.query_selector(f'[data-conflict="{ids[0]}"]') is None
     # Someone else changes the case on the server: the draft is reported, not applied.
     changed = seeded.server.api("POST", f"/api/testcases/{ids[0]}/review", key=seeded.admin,

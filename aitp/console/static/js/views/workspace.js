@@ -145,7 +145,7 @@ async function watchTask(state, id) {
       seen.add(data.step);
       steps.append(h('li', { dataset: { step: data.step } }, data.step));
     }
-    if (typeof data.progress === 'number') { task.progress = data.progress; draw(); }
+    if (!ended && typeof data.progress === 'number') { task.progress = data.progress; draw(); }
     // A finished task's log replays its final event too; its cases are on screen already.
     if (!ended && ['task_succeeded', 'task_failed', 'task_cancelled'].includes(ev.type)) finish().catch(() => {});
   }, state.signal).catch(() => {});
