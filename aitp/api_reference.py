@@ -11,6 +11,8 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
+from agents.browser.service import InspectRequest, SpecBody, SpecPatch
+from agents.browser.task import BrowserRunInput
 from agents.kb.service import TextDocument
 from agents.tasks.kinds import KindList
 from agents.tasks.service import ReviewSpec, SubmitSpec
@@ -282,6 +284,107 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         "mcp and operations",
         response_type=SSE,
         description="For MCP clients (Claude, Cursor, VS Code …), not for hand-written calls; see docs/mcp.md.",
+    ),
+    # browser runner
+    Endpoint(
+        "POST",
+        "/api/browser/runs",
+        "Run a browser test (a spec, a stored spec_id, or a description and a start URL) as a browser.run task",
+        "browser",
+        BrowserRunInput,
+        status=202,
+        query=(Param("Idempotency-Key", where="header", description="the same key returns the same task"),),
+    ),
+    Endpoint("GET", "/api/browser/runs/{task_id}", "Per-step results, tiers, heals and artefacts of a run", "browser"),
+    Endpoint(
+        "GET",
+        "/api/tasks/{task_id}/artifacts/{name}",
+        "A run's artefact: screenshot, trace, JUnit XML or download",
+        "browser",
+        response_type="application/octet-stream",
+    ),
+    Endpoint(
+        "POST",
+        "/api/browser/inspect",
+        "Interactive elements of a page with their best locator",
+        "browser",
+        InspectRequest,
+    ),
+    Endpoint("GET", "/api/browser/specs", "Stored specs of the project", "browser", query=(LIMIT, OFFSET)),
+    Endpoint("POST", "/api/browser/specs", "Store a spec", "browser", SpecBody, status=201),
+    Endpoint("GET", "/api/browser/specs/{spec_id}", "One stored spec", "browser"),
+    Endpoint("PUT", "/api/browser/specs/{spec_id}", "Replace a stored spec", "browser", SpecBody),
+    Endpoint("DELETE", "/api/browser/specs/{spec_id}", "Delete a stored spec", "browser", status=204),
+    Endpoint(
+        "POST",
+        "/api/browser/specs/{spec_id}/patch",
+        "Accept a heal's suggested fix into the spec",
+        "browser",
+        SpecPatch,
+    ),
+    Endpoint(
+        "GET",
+        "/api/browser/specs/{spec_id}/export",
+        "The spec as a standalone pytest-playwright file",
+        "browser",
+        query=(Param("format", enum=("pytest",)),),
+        response_type="text/x-python",
+    ),
+    # console data
+    Endpoint("GET", "/api/me", "The caller: key, project, role, and whether it is the server admin key", "console"),
+    Endpoint(
+        "GET",
+        "/api/usage/series",
+        "Requests, tokens and cost per hour or day, stacked by tier or model",
+        "budgets and usage",
+        query=(
+            PROJECT,
+            FROM,
+            TO,
+            Param("bucket", enum=("hour", "day")),
+            Param("stack", enum=("tier", "model")),
+            Param("key", description="one key's calls"),
+        ),
+    ),
+    Endpoint(
+        "GET",
+        "/api/usage/artefacts",
+        "Cost per generated case, per accepted case and per browser run",
+        "budgets and usage",
+        query=(PROJECT, FROM, TO, Param("key", description="one key's calls")),
+    ),
+    Endpoint(
+        "GET",
+        "/api/budgets/overview",
+        "Every budget with its status and a burn-down forecast at the last 24 h rate",
+        "budgets and usage",
+        query=(PROJECT,),
+    ),
+    Endpoint(
+        "GET",
+        "/api/monitor",
+        "Gateway latency and errors by route, queue depth; process and ledger figures for the server admin key",
+        "console",
+        query=(PROJECT, Param("window_s", "integer", "seconds looked back")),
+    ),
+    Endpoint(
+        "GET", "/console", "The web console (redirects to /console/)", "console", public=True, response_type="text/html"
+    ),
+    Endpoint(
+        "GET",
+        "/dashboard",
+        "The budget dashboard: redirects to the console",
+        "console",
+        public=True,
+        response_type="text/html",
+    ),
+    Endpoint(
+        "GET",
+        "/dashboard/",
+        "The budget dashboard: redirects to the console",
+        "console",
+        public=True,
+        response_type="text/html",
     ),
     Endpoint("GET", "/healthz", "Liveness", "mcp and operations", public=True),
     Endpoint(
