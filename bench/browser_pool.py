@@ -113,24 +113,31 @@ async def measure(label: str, settings: BrowserSettings, runs: int, site: Site, 
         "errors": errors,
         "wall_s": wall,
         "runs_per_min": len(ok) / wall * 60,
+        "passed_per_min": sum(1 for r in ok if r["status"] == "passed") / wall * 60,
         "queue_p95_ms": pct([r["queue_wait_ms"] for r in ok], 0.95),
         "queue_p50_ms": pct([r["queue_wait_ms"] for r in ok], 0.5),
         "run_p50_ms": pct([r["duration_ms"] for r in ok], 0.5),
         "peak_browsers": peak_browsers,
         "peak_mb": peak_mb,
         "tiers": {t: (pct(v, 0.5), pct(v, 0.95), len(v)) for t, v in by_tier.items()},
+        "failure_codes": [s["error"]["code"] for r in ok for s in r["steps"] if s["status"] == "failed"],
     }
 
 
 def show(row: dict[str, Any]) -> None:
     print(f"\n[{row['label']}] {row['passed']}/{row['runs']} runs passed in {row['wall_s']:.1f} s")
     print(f"  peak browsers        {row['peak_browsers']}")
-    print(f"  runs per minute      {row['runs_per_min']:.1f}")
+    print(f"  runs per minute      {row['runs_per_min']:.1f} finished, {row['passed_per_min']:.1f} passed")
     print(f"  queue wait p50/p95   {row['queue_p50_ms']:.0f} / {row['queue_p95_ms']:.0f} ms")
     print(f"  run time p50         {row['run_p50_ms']:.0f} ms (waiting excluded)")
     print(f"  peak memory (PSS)    {row['peak_mb']:.0f} MB")
     for tier, (p50, p95, n) in row["tiers"].items():
         print(f"  resolve {tier:<7}      p50 {p50:.0f} ms, p95 {p95:.0f} ms ({n} resolutions)")
+    failures: dict[str, int] = {}
+    for code in row["failure_codes"]:
+        failures[code] = failures.get(code, 0) + 1
+    if failures:
+        print(f"  failed steps         {failures}")
     for error in row["errors"][:5]:
         print(f"  error: {error}")
 

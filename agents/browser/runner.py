@@ -42,6 +42,7 @@ from .store import BrowserStore
 log = logging.getLogger("aitp.browser.runner")
 NEVER_HEALED = frozenset({"expect_visible", "expect_hidden", "expect_text", "expect_value", "expect_count"})
 NO_TARGET_CHECKS = frozenset({"expect_url", "expect_title", "expect_hidden", "expect_count"})
+DOWNLOAD_GRACE_MS = 1500
 SCREENSHOT_MS = 3000  # a page that never finished loading must not hold the failure report up
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
 
@@ -179,6 +180,11 @@ class BrowserRunner:
             result = await self._step(page, index, step, state)
             failed = result["status"] == "failed"
             results.append(result)
+        if results[-1]["status"] != "failed" and results[-1]["action"] in ("click", "press") and not state.downloads:
+            # A run that ends with a click may have started a download the browser has not announced yet.
+            with contextlib.suppress(PlaywrightError):
+                await page.wait_for_event("download", timeout=DOWNLOAD_GRACE_MS)
+            await asyncio.sleep(0)
         for task in state.downloads:
             with contextlib.suppress(Exception):
                 await task

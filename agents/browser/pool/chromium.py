@@ -65,6 +65,8 @@ class ChromiumPool:
         self._recycled = 0
         self._peak = 0
         self._closed = False
+        self._driver_pid: int | None = None
+        self._start_lock: asyncio.Lock | None = None
 
     # -- the contract -------------------------------------------------------------------------------------------
 
@@ -101,14 +103,15 @@ class ChromiumPool:
         )
 
     def browser_pids(self) -> list[int]:
-        """Main Chromium processes under this process (Playwright's driver starts them)."""
+        """Main Chromium processes of this pool: children of its Playwright driver, zombies left out."""
+        if self._driver_pid is None:
+            return []
         pids = []
-        for child in psutil.Process(os.getpid()).children(recursive=True):
-            with contextlib.suppress(psutil.Error):  # gone, or a zombie, while being looked at
-                parent = child.parent()
-                main = "chrom" in child.name() and parent is not None and "chrom" not in parent.name()
-                if main and child.status() != psutil.STATUS_ZOMBIE:  # a zombie exited; the driver reaps it
-                    pids.append(child.pid)
+        with contextlib.suppress(psutil.Error):
+            for child in psutil.Process(self._driver_pid).children():
+                with contextlib.suppress(psutil.Error):  # gone, or a zombie, while being looked at
+                    if "chrom" in child.name() and child.status() != psutil.STATUS_ZOMBIE:
+                        pids.append(child.pid)
         return pids
 
     async def close(self) -> None:
@@ -207,9 +210,8 @@ class ChromiumPool:
     async def _launch(self) -> _Browser:
         started = time.perf_counter()
         try:
-            if self._playwright is None:
-                self._playwright = await async_playwright().start()
-            browser = await self._playwright.chromium.launch(
+            playwright = await self._started()
+            browser = await playwright.chromium.launch(
                 executable_path=str(self.settings.executable_path),
                 args=list(LAUNCH_FLAGS),
                 headless=True,
@@ -236,6 +238,18 @@ class ChromiumPool:
             self._peak = max(self._peak, len(self._browsers))
             self.metrics.browsers.set(len(self._browsers))
         return entry
+
+    async def _started(self) -> Playwright:
+        """The pool's Playwright driver, started once however many launches ask at the same time."""
+        if self._start_lock is None:
+            self._start_lock = asyncio.Lock()
+        async with self._start_lock:
+            if self._playwright is None:
+                before = await asyncio.to_thread(_drivers)
+                self._playwright = await async_playwright().start()
+                started_now = await asyncio.to_thread(_drivers) - before
+                self._driver_pid = min(started_now) if len(started_now) == 1 else None
+            return self._playwright
 
     async def _launch_failed(self, exc: BaseException | None) -> None:
         async with self._condition():
@@ -289,3 +303,13 @@ class ChromiumPool:
                 async with self._condition():
                     self._closing -= 1
                     self._condition().notify_all()
+
+
+def _drivers() -> set[int]:
+    """Playwright driver processes under this process (one per started Playwright)."""
+    found = set()
+    for child in psutil.Process(os.getpid()).children():
+        with contextlib.suppress(psutil.Error):
+            if any("playwright" in part for part in child.cmdline()[:2]):
+                found.add(child.pid)
+    return found
