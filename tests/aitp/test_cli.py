@@ -90,7 +90,7 @@ def test_bad_database_url_is_refused() -> None:
 def test_health_ready_and_metrics(gateway: Server) -> None:
     assert httpx.get(f"{gateway.base_url}/healthz").json() == {"status": "ok"}
     ready = httpx.get(f"{gateway.base_url}/readyz").json()
-    assert ready["checks"] == {"database": "ok", "llm_engine": "ok"}
+    assert ready["checks"] == {"database": "ok", "broker": "ok", "chroma": "ok", "llm_engine": "ok"}
     httpx.post(
         f"{gateway.v1}/chat/completions",
         json={"model": "auto", "messages": [{"role": "user", "content": "m"}]},

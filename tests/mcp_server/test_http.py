@@ -277,6 +277,11 @@ async def test_exports_for_tools_and_bulk_review_errors_over_mcp(mcp_server: Ser
         )
         task_id = outcome["task"]["id"]
         ids = [case["id"] for case in outcome["cases"]["items"]]
+        cursor = outcome["cases"]["next_cursor"]
+        while len(ids) < 3 and cursor:  # this server's small result budget pages the cases
+            page = structured(await client.call_tool("get_test_cases", {"task_id": task_id, "cursor": cursor}))
+            ids += [case["id"] for case in page["items"]]
+            cursor = page["next_cursor"]
         assert outcome["task"]["status"] == "succeeded" and len(ids) >= 3
 
         # A bad edit anywhere refuses the whole batch, naming the case and the field.
