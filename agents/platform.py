@@ -164,15 +164,7 @@ class Platform:
             usage=usage,
             costs=TaskCosts(self.db),
             artefacts=ArtefactCosts(self.db, usage),
-            monitor=MonitorService(
-                usage,
-                self.runtime,
-                core.ledger,
-                self.settings.data_dir,
-                clock,
-                agents.browser.pool,
-                self.settings.browser,
-            ),
+            monitor=MonitorService(usage, self.runtime, core.ledger, self.settings.data_dir, clock),
             bus=self.runtime.bus,
         )
 
