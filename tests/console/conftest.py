@@ -19,21 +19,15 @@ import openai
 import pytest
 from playwright.sync_api import Browser, ConsoleMessage, Page, Playwright, sync_playwright
 
+from agents.browser.pool.chromium import LAUNCH_FLAGS
 from tests.agents.answers import CHECKOUT_EN, valid_answer
 from tests.agents.conftest import task_config
 from tests.conftest import Server, ServerFactory, gateway_config
 from tests.fakes.llm_upstream import FakeUpstream, Reply
 
 CHROMIUM = "/usr/bin/chromium"
-FLAGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-quic",
-]
+# The runner's own launch flags, so tests drive Chromium exactly as the product does.
+FLAGS = list(LAUNCH_FLAGS)
 ARTIFACTS = Path(os.environ.get("AITP_TEST_ARTIFACTS", Path(__file__).resolve().parents[2] / "test-artifacts"))
 AXE = Path(__file__).parent / "vendor" / "axe.min.js"  # axe-core, vendored: see README "Console"
 PROJECT = "console-a"
