@@ -26,7 +26,7 @@ def test_sign_in_and_what_each_role_is_offered(console: Console, seeded: Seeded)
     page.goto(f"{console.base}/console/")
     page.fill("#key", "sk-aitp-not-a-key")
     page.click("#signin")
-    page.wait_for_function("() => document.getElementById('signin-error').textContent.length > 0")
+    page.wait_for_function("() => document.getElementById('signin-error')?.textContent.length > 0")
     assert "key" in page.inner_text("#signin-error").lower()
 
     console.sign_in(seeded.viewer)
@@ -123,12 +123,12 @@ def test_server_admin_picks_a_project(console: Console, seeded: Seeded) -> None:
     everything = seeded.api("/api/usage", **{"from": utc_today()})
     assert console.card("requests") == everything["totals"]["requests"]
     # "All projects" is live for every project: a task of another project appears without a reload.
-    page.wait_for_function("() => document.getElementById('live-state').textContent === 'live'")
+    page.wait_for_function("() => document.getElementById('live-state')?.textContent === 'live'")
     task = seeded.server.api("POST", "/api/tasks", key=seeded.other, json={"kind": "system.sleep", "input": {}}).json()
     page.wait_for_selector(f'#recent tr[data-task="{task["id"]}"]', timeout=15000)
     page.select_option("#project", OTHER)
     console.wait("overview")
-    page.wait_for_function(f"() => document.querySelector('#project').value === '{OTHER}'")
+    page.wait_for_function(f"() => document.querySelector('#project')?.value === '{OTHER}'")
     other = seeded.api("/api/usage", project=OTHER, **{"from": utc_today()})
     assert console.card("requests") == other["totals"]["requests"] < everything["totals"]["requests"]
     console.go("monitor")
@@ -287,14 +287,14 @@ def test_tasks_review_queue_and_event_log(console: Console, seeded: Seeded) -> N
     assert listed == [t["id"] for t in api["items"]]
     page.click(f'#review-queue a[href="#/tasks?id={seeded.review_task_id}"]')
     page.wait_for_selector("#r-approve")
-    page.wait_for_function("() => document.getElementById('event-log').textContent.includes('task_need_review')")
+    page.wait_for_function("() => document.getElementById('event-log')?.textContent.includes('task_need_review')")
     page.fill("#r-feedback", "looks right")
     page.click("#r-approve")
     deadline = time.monotonic() + 20
     while seeded.api(f"/api/tasks/{seeded.review_task_id}", as_key=seeded.member)["status"] != "succeeded":
         assert time.monotonic() < deadline
         time.sleep(0.1)
-    page.wait_for_function("() => document.getElementById('event-log').textContent.includes('task_succeeded')")
+    page.wait_for_function("() => document.getElementById('event-log')?.textContent.includes('task_succeeded')")
     console.screenshot("member-task-detail")
     # A task that failed shows its error with the hint.
     failing = seeded.server.api("POST", "/api/tasks", key=seeded.member,
@@ -312,7 +312,7 @@ def test_tasks_review_queue_and_event_log(console: Console, seeded: Seeded) -> N
 def test_overview_is_live_without_polling(console: Console, seeded: Seeded) -> None:
     page = console.page
     console.sign_in(seeded.member)
-    page.wait_for_function("() => document.getElementById('live-state').textContent === 'live'")
+    page.wait_for_function("() => document.getElementById('live-state')?.textContent === 'live'")
     calls: list[str] = []
     page.on("request", lambda r: calls.append(r.url) if "/api/" in r.url else None)
     page.wait_for_timeout(2500)
