@@ -9,7 +9,6 @@ import re
 import secrets
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
@@ -24,6 +23,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from tests.fakes.llm_upstream import FakeUpstream
+from tests.zygote import Launcher, Process
 
 REPO = Path(__file__).resolve().parent.parent
 PG_ADMIN_DSN = os.environ.get("AITP_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/test")
@@ -90,13 +90,14 @@ async def pg_databases() -> AsyncIterator[PostgresDatabases]:
 class Server:
     """A live ``aitp serve`` subprocess."""
 
-    process: subprocess.Popen[bytes]
+    process: Process
     port: int
     database_url: str
     log_path: Path
     data_dir: Path
     admin_key: str
     env: dict[str, str] = field(default_factory=dict)
+    launcher: Launcher | None = None  # also starts this server's workers
 
     @property
     def admin_headers(self) -> dict[str, str]:
@@ -192,6 +193,7 @@ def start_server(
     database_url: str,
     extra_env: dict[str, str] | None = None,
     module: str = "aitp.cli",  # another module that runs ``aitp serve`` (e.g. with test-only routes added)
+    launcher: Launcher | None = None,
 ) -> Server:
     tmp.mkdir(parents=True, exist_ok=True)
     config_path = tmp / "aitp.yaml"
@@ -212,13 +214,8 @@ def start_server(
     env.update(extra_env or {})
     log_path = tmp / "server.log"
     log_file = log_path.open("wb")
-    process = subprocess.Popen(
-        [sys.executable, "-m", module, "serve", "--host", "127.0.0.1", "--port", "0"],
-        cwd=tmp,
-        env=env,
-        stdout=log_file,
-        stderr=subprocess.STDOUT,
-    )
+    starter = launcher or Launcher(tmp, fork=False)
+    process = starter.start(module, ["serve", "--host", "127.0.0.1", "--port", "0"], env=env, cwd=tmp, log=log_file)
     deadline = time.monotonic() + 60
     port = 0
     while port == 0:
@@ -232,7 +229,7 @@ def start_server(
             port = int(match.group(1))
         else:
             time.sleep(0.05)
-    server = Server(process, port, database_url, log_path, tmp / "data", env["AITP_ADMIN_KEY"], env)
+    server = Server(process, port, database_url, log_path, tmp / "data", env["AITP_ADMIN_KEY"], env, launcher)
     _wait_ready(server, deadline)
     return server
 
@@ -256,13 +253,21 @@ ServerFactory = Callable[..., Server]
 
 
 @pytest.fixture(scope="session")
-def server_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerFactory]:
+def launcher(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Launcher]:
+    """Starts servers and workers, forked from one process that has imported them (see tests/zygote.py)."""
+    starter = Launcher(tmp_path_factory.mktemp("zygote"))
+    yield starter
+    starter.close()
+
+
+@pytest.fixture(scope="session")
+def server_factory(tmp_path_factory: pytest.TempPathFactory, launcher: Launcher) -> Iterator[ServerFactory]:
     servers: list[Server] = []
 
     def factory(config: dict[str, Any], database_url: str | None = None, **kw: Any) -> Server:
         tmp = tmp_path_factory.mktemp("aitp")
         url = database_url or f"sqlite+aiosqlite:///{tmp / 'data' / 'aitp.db'}"
-        server = start_server(tmp, config, url, **kw)
+        server = start_server(tmp, config, url, launcher=launcher, **kw)
         servers.append(server)
         return server
 
@@ -299,7 +304,7 @@ async def gateway(
 class Worker:
     """A live ``aitp worker`` process group (its own session, so ``kill -9`` takes every process of it)."""
 
-    process: subprocess.Popen[bytes]
+    process: Process
     log_path: Path
 
     def log(self) -> str:
@@ -325,13 +330,14 @@ def start_worker(server: Server, *args: str, extra_env: dict[str, str] | None = 
     """``aitp worker`` with the server's settings (database, Redis, config); waits until it is ready."""
     log_path = server.log_path.parent / f"worker-{secrets.token_hex(3)}.log"
     log_file = log_path.open("wb")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "aitp.cli", "worker", *args],
-        cwd=server.log_path.parent,
+    starter = server.launcher or Launcher(server.log_path.parent, fork=False)
+    process = starter.start(
+        "aitp.cli",
+        ["worker", *args],
         env={**server.env, **(extra_env or {})},
-        stdout=log_file,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
+        cwd=server.log_path.parent,
+        log=log_file,
+        new_session=True,
     )
     worker = Worker(process, log_path)
     processes = int(args[args.index("--processes") + 1]) if "--processes" in args else 1

@@ -451,7 +451,9 @@ async def test_review_survives_a_server_restart(auto: Server, fake: FakeUpstream
     await reviewing(auto, key, task_id)
     auto.stop()
     config = yaml.safe_load((auto.log_path.parent / "aitp.yaml").read_text())
-    server = await asyncio.to_thread(start_server, auto.log_path.parent, config, auto.database_url)
+    server = await asyncio.to_thread(
+        start_server, auto.log_path.parent, config, auto.database_url, launcher=auto.launcher
+    )
     try:
         task = await reviewing(server, key, task_id)
         assert task["interrupt_data"]["generated_body"]["steps"] == BROWSER_BODY["steps"]

@@ -23,7 +23,7 @@ async def test_embedded_restart_after_sigkill_finishes_every_task_once(
     first.process.kill()  # SIGKILL: no shutdown hooks, leases left behind
     first.process.wait()
     tmp = tmp_path_factory.mktemp("restart")
-    second: Server = await asyncio.to_thread(start_server, tmp, config, first.database_url)
+    second: Server = await asyncio.to_thread(start_server, tmp, config, first.database_url, launcher=first.launcher)
     try:
         for task_id in ids:
             await wait_task(second, key, task_id, "succeeded", timeout=30)
