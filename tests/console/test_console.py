@@ -461,6 +461,12 @@ def test_browser_run_steps_heals_screenshots_and_the_pool(console: Console, seed
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
     assert shown == [int.from_bytes(png[16:20], "big"), int.from_bytes(png[20:24], "big")]
     console.screenshot("member-browser-run")
+    assert console.axe() == []
+    page.select_option("#lang", "zh")  # every label has its Chinese (a missing one is a console error)
+    console.wait_text("#browser-run", "浏览器运行")
+    console.wait_text(f'#browser-run tr[data-step="{heal["step"]}"]', "置信度")
+    page.select_option("#lang", "en")
+    page.wait_for_function("() => document.documentElement.lang === 'en'")
     assert console.unexpected_errors() == []
 
     # The monitor shows the browser pool's use as GET /api/monitor reports it (server admin only).
@@ -471,4 +477,6 @@ def test_browser_run_steps_heals_screenshots_and_the_pool(console: Console, seed
     assert pool["cap"] == 1 and pool["queue_cap"] == 100 and pool["browsers"] == 1
     assert console.card("pool-in-use") == pool["in_use"] and console.card("pool-queue") == pool["queued"]
     console.wait_text('[data-card="pool-in-use"] .sub', "of 1 runs at once")
+    page.select_option("#lang", "zh")
+    console.wait_text('[data-card="pool-in-use"] .sub', "同时最多 1 个运行")
     assert console.unexpected_errors() == []
