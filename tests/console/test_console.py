@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from playwright.sync_api import Route
 
 from tests.agents.answers import CHECKOUT_EN, valid_answer
 from tests.agents.browser.site import Site
@@ -55,6 +56,36 @@ def test_sign_in_and_what_each_role_is_offered(console: Console, seeded: Seeded)
     projects = page.eval_on_selector_all("#project option", "els => els.map((e) => e.value)")
     assert {"", "default", PROJECT, OTHER} <= set(projects)
     assert console.unexpected_errors(http=True) == []
+
+
+def test_signing_out_while_a_view_loads_keeps_the_sign_in_form(console: Console, seeded: Seeded) -> None:
+    page = console.page
+    console.sign_in(seeded.member, "overview")
+    # The tasks view's data is held back, so that signing out happens while that view is still being drawn.
+    held: list[Route] = []
+
+    def hold(route: Route) -> None:
+        if held:
+            route.continue_()  # the next key's own view is not held back
+        else:
+            held.append(route)
+
+    page.route("**/api/tasks/stats*", hold)
+    page.evaluate("location.hash = '#/tasks'")
+    page.wait_for_function("() => performance.getEntriesByName('start:tasks').length > 0")
+    page.click("#signout")
+    page.fill("#key", seeded.viewer)
+    deadline = time.monotonic() + 10
+    while not held:  # the route handler runs while Playwright waits on the page
+        assert time.monotonic() < deadline, "the tasks view asked for no statistics"
+        page.wait_for_timeout(20)
+    with page.expect_response("**/api/tasks/stats*"):
+        held[0].continue_()
+    # The view drawn for the key that signed out must not replace the form the next key is typed into.
+    page.click("#signin", timeout=5000)
+    console.wait("tasks")
+    assert page.inner_text("#whoami") == "viewer" and page.query_selector("#signout") is not None
+    assert console.unexpected_errors() == []
 
 
 def test_every_view_shows_what_the_api_says(console: Console, seeded: Seeded) -> None:
