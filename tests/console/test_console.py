@@ -457,6 +457,8 @@ def test_browser_run_steps_heals_screenshots_and_the_pool(console: Console, seed
     assert [s["status"] for s in run["steps"]] == ["passed", "passed", "healed", "passed", "failed"]
 
     console.sign_in(seeded.member, "tasks")
+    drawn: list[str] = []
+    page.on("request", lambda r: drawn.append(r.url) if "/api/browser/runs/" in r.url else None)
     console.go("tasks", f"id={found['task']['id']}")
     page.wait_for_selector("#browser-run tr[data-step]")
     rows = page.eval_on_selector_all(
@@ -491,6 +493,9 @@ def test_browser_run_steps_heals_screenshots_and_the_pool(console: Console, seed
     png = seeded.server.api("GET", f"/api/tasks/{found['task']['id']}/artifacts/{shot}", key=seeded.member).content
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
     assert shown == [int.from_bytes(png[16:20], "big"), int.from_bytes(png[20:24], "big")]
+    # A finished run is drawn once: the final event replayed in its log does not draw it again.
+    console.wait_text("#event-log", "task_succeeded")
+    assert len(drawn) == 1, drawn
     console.screenshot("member-browser-run")
     assert console.axe() == []
     page.select_option("#lang", "zh")  # every label has its Chinese (a missing one is a console error)

@@ -90,15 +90,12 @@ async function showTask(ctx, box, id, signal) {
     if (data.step) task.current_step = data.step;
     if (['task_succeeded', 'task_failed', 'task_cancelled', 'task_need_review'].includes(ev.type)) {
       ctx.api.get(`/api/tasks/${encodeURIComponent(id)}`).then((fresh) => { task = fresh; draw(); }).catch(() => {});
-      // A finished run is drawn now; a running one when its final event arrives (a finished task's replay is skipped).
-  const browser = task.kind === 'browser.run' ? box.querySelector('#task-browser') : null;
-  const drawnAtOpen = FINISHED.includes(task.status);
-  if (browser && drawnAtOpen) showBrowserRun(ctx, browser, id, signal);
+      if (browser && !drawnAtOpen && ev.type !== 'task_need_review') showBrowserRun(ctx, browser, id, signal);
     } else draw();
   }, signal).catch((exc) => { if (exc.name !== 'AbortError') log.append(h('div', { class: 'error' }, exc.message)); });
 }
 
-// A browser run's steps, drawn when the task is opened and again when it finishes.
+// A browser run's steps, drawn once: when a finished task is opened, or when a running one finishes.
 function showBrowserRun(ctx, slot, id, signal) {
   browserRun(ctx, id, signal).then((section) => { if (!signal.aborted) mount(slot, section); })
     .catch((exc) => { if (!signal.aborted) mount(slot, h('p', { class: 'error', role: 'alert' }, exc.message)); });
