@@ -164,7 +164,15 @@ class Platform:
             usage=usage,
             costs=TaskCosts(self.db),
             artefacts=ArtefactCosts(self.db, usage),
-            monitor=MonitorService(usage, self.runtime, core.ledger, self.settings.data_dir, clock),
+            monitor=MonitorService(
+                usage,
+                self.runtime,
+                core.ledger,
+                self.settings.data_dir,
+                clock,
+                agents.browser.pool,
+                self.settings.browser,
+            ),
             bus=self.runtime.bus,
         )
 

@@ -5,7 +5,9 @@ Gateway figures come from the usage rows of the last ``window_s`` seconds
 them (nearest-rank percentiles, ``errors`` = HTTP status >= 400); the queue
 from the tasks table. The ledger probe, worker threads and the process's CPU,
 memory and disk describe the whole server, so only the server admin key sees
-them (``system`` is null for other keys).
+them (``system`` is null for other keys). The browser pool's use is read from
+the pool's counters (this never starts a browser); in distributed mode the
+pool of this process is idle and the workers' pools are not seen here.
 """
 
 from __future__ import annotations
@@ -14,12 +16,13 @@ import statistics
 import time
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psutil
 
 from core.clock import Clock
 from core.identity.principal import Principal
+from core.settings import BrowserSettings
 from core.timefmt import utc_iso
 from core.validation import check_int
 from gateway.ledger.base import Ledger, Period
@@ -27,6 +30,9 @@ from gateway.reports import UsageReports
 
 from ..tasks.runtime import TaskRuntime
 from ..tasks.tables import RUNNING
+
+if TYPE_CHECKING:  # typing only: the monitor reads a pool it is given and never needs Playwright itself
+    from ..browser.pool import BrowserPool
 
 DEFAULT_WINDOW_S = 900
 MAX_WINDOW_S = 86400
@@ -36,9 +42,18 @@ _PROBE = "monitor:probe"  # a counter nothing charges: reading it costs what any
 
 class MonitorService:
     def __init__(
-        self, reports: UsageReports, runtime: TaskRuntime, ledger: Ledger, data_dir: Path, clock: Clock
+        self,
+        reports: UsageReports,
+        runtime: TaskRuntime,
+        ledger: Ledger,
+        data_dir: Path,
+        clock: Clock,
+        browser_pool: BrowserPool | None = None,
+        browser_settings: BrowserSettings | None = None,
     ) -> None:
         self._reports = reports
+        self._pool = browser_pool
+        self._browser_settings = browser_settings or BrowserSettings()
         self._runtime = runtime
         self._ledger = ledger
         self._data_dir = data_dir
@@ -113,6 +128,24 @@ class MonitorService:
                 "free_bytes": disk.free,
                 "percent": disk.percent,
             },
+            "browser_pool": self._browser_pool(),
+        }
+
+    def _browser_pool(self) -> dict[str, Any] | None:
+        if self._pool is None:
+            return None
+        stats, settings = self._pool.stats(), self._browser_settings
+        return {
+            "in_use": stats.in_use,  # runs holding a browser context now
+            "cap": settings.max_browsers * settings.contexts_per_browser,  # runs that may hold one at once
+            "queued": stats.queued,
+            "queue_cap": settings.queue_size,
+            "browsers": stats.browsers,
+            "max_browsers": settings.max_browsers,
+            "peak_browsers": stats.peak_browsers,
+            "launched": stats.launched,
+            "recycled": stats.recycled,
+            "breaker_open": stats.breaker_open,
         }
 
 

@@ -83,7 +83,11 @@ def _key_id(server: Server, key: str) -> str:
 
 @pytest.fixture(scope="package")
 def seeded(fake: FakeUpstream, server_factory: ServerFactory) -> Seeded:
-    server = server_factory({**gateway_config(fake), **task_config()})
+    # Browser runs open a page this test serves on 127.0.0.1; one browser is enough.
+    browser = {"max_browsers": 1, "navigation_timeout_s": 5, "trace": False}
+    server = server_factory(
+        {**gateway_config(fake), **task_config(), "outbound": {"allow_loopback": True}, "browser": browser}
+    )
     admin = server.new_key(PROJECT, role="admin")
     member = server.new_key(PROJECT, role="member")
     viewer = server.new_key(PROJECT, role="viewer")

@@ -107,6 +107,10 @@ def test_monitor(seeded: Seeded) -> None:
     assert (
         system["ledger"]["median_ms"] > 0 and system["process"]["rss_bytes"] > 0 and system["disk"]["total_bytes"] > 0
     )
+    # The browser pool's counters with the caps the server was configured with (max_browsers 1, default queue).
+    pool = system["browser_pool"]
+    assert pool["cap"] == pool["max_browsers"] == 1 and pool["queue_cap"] == 100 and pool["breaker_open"] is False
+    assert pool["in_use"] == pool["queued"] == 0 and pool["browsers"] <= 1
     bad = seeded.server.api("GET", "/api/monitor", params={"window_s": "5"})
     assert bad.status_code == 400 and bad.json()["error"]["param"] == "window_s"
 

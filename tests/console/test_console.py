@@ -7,11 +7,14 @@ import csv
 import io
 import time
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
+from playwright.sync_api import Route
 
 from tests.agents.answers import CHECKOUT_EN, valid_answer
-from tests.console.conftest import OTHER, PROJECT, Console, Seeded
+from tests.agents.browser.site import Site
+from tests.console.conftest import OTHER, PROJECT, Console, Seeded, _wait_task
 from tests.fakes.llm_upstream import FakeUpstream, Reply
 
 VIEWS = ["overview", "spend", "budgets", "prompts", "workspace", "tasks", "monitor"]
@@ -53,6 +56,36 @@ def test_sign_in_and_what_each_role_is_offered(console: Console, seeded: Seeded)
     projects = page.eval_on_selector_all("#project option", "els => els.map((e) => e.value)")
     assert {"", "default", PROJECT, OTHER} <= set(projects)
     assert console.unexpected_errors(http=True) == []
+
+
+def test_signing_out_while_a_view_loads_keeps_the_sign_in_form(console: Console, seeded: Seeded) -> None:
+    page = console.page
+    console.sign_in(seeded.member, "overview")
+    # The tasks view's data is held back, so that signing out happens while that view is still being drawn.
+    held: list[Route] = []
+
+    def hold(route: Route) -> None:
+        if held:
+            route.continue_()  # the next key's own view is not held back
+        else:
+            held.append(route)
+
+    page.route("**/api/tasks/stats*", hold)
+    page.evaluate("location.hash = '#/tasks'")
+    page.wait_for_function("() => performance.getEntriesByName('start:tasks').length > 0")
+    page.click("#signout")
+    page.fill("#key", seeded.viewer)
+    deadline = time.monotonic() + 10
+    while not held:  # the route handler runs while Playwright waits on the page
+        assert time.monotonic() < deadline, "the tasks view asked for no statistics"
+        page.wait_for_timeout(20)
+    with page.expect_response("**/api/tasks/stats*"):
+        held[0].continue_()
+    # The view drawn for the key that signed out must not replace the form the next key is typed into.
+    page.click("#signin", timeout=5000)
+    console.wait("tasks")
+    assert page.inner_text("#whoami") == "viewer" and page.query_selector("#signout") is not None
+    assert console.unexpected_errors() == []
 
 
 def test_every_view_shows_what_the_api_says(console: Console, seeded: Seeded) -> None:
@@ -387,3 +420,99 @@ def test_interrupted_upload_is_kept_and_sent_again(console: Console, seeded: See
     sources = [d["source"] for d in seeded.api("/api/kb/documents", as_key=seeded.member)["items"]]
     assert "refunds.md" in sources
     assert console.unexpected_errors(http=True) == []
+
+
+def _browser_run(seeded: Seeded, spec_id: str) -> dict[str, Any]:
+    task = seeded.server.api("POST", "/api/browser/runs", key=seeded.member, json={"spec_id": spec_id})
+    assert task.status_code == 202, task.text
+    done = _wait_task(seeded.server, seeded.member, task.json()["id"], ("succeeded", "failed"), timeout=60)
+    assert done["status"] == "succeeded", done["error"]
+    return dict(seeded.api(f"/api/browser/runs/{done['id']}", as_key=seeded.member))
+
+
+def test_browser_run_steps_heals_screenshots_and_the_pool(console: Console, seeded: Seeded) -> None:
+    page = console.page
+    site = Site().start()
+    try:
+        steps = [
+            {"action": "goto", "url": "{{page}}"},
+            {"action": "fill", "target": {"testid": "qty-input"}, "value": "2"},
+            {"action": "click", "target": {"testid": "submit-order"}, "screenshot": True},
+            {"action": "expect_text", "target": {"testid": "status"}, "value": "订单已提交"},
+        ]
+        spec = {"name": "order", "base_url": site.url, "variables": {"page": "/v1/order"}, "steps": steps}
+        created = seeded.server.api("POST", "/api/browser/specs", key=seeded.member, json={"spec": spec})
+        assert created.status_code == 201, created.text
+        spec_id = created.json()["id"]
+        _browser_run(seeded, spec_id)  # records the elements' fingerprints the next run heals from
+        # The page's test id changed (a heal), and a last check fails (an error with its suggested fix).
+        failing = {"action": "expect_text", "target": {"testid": "status"}, "value": "never shown", "timeout_s": 0.5}
+        changed = {**spec, "variables": {"page": "/v2/order"}, "steps": [*steps, failing]}
+        put = seeded.server.api("PUT", f"/api/browser/specs/{spec_id}", key=seeded.member, json={"spec": changed})
+        assert put.status_code == 200, put.text
+        found = _browser_run(seeded, spec_id)
+    finally:
+        site.stop()
+    run = found["result"]["runs"][0]
+    assert [s["status"] for s in run["steps"]] == ["passed", "passed", "healed", "passed", "failed"]
+
+    console.sign_in(seeded.member, "tasks")
+    drawn: list[str] = []
+    page.on("request", lambda r: drawn.append(r.url) if "/api/browser/runs/" in r.url else None)
+    console.go("tasks", f"id={found['task']['id']}")
+    page.wait_for_selector("#browser-run tr[data-step]")
+    rows = page.eval_on_selector_all(
+        "#browser-run tr[data-step]",
+        """rows => rows.map((r) => ({
+            index: Number(r.dataset.step),
+            status: r.querySelector('[data-col="status"]').dataset.value,
+            tier: r.querySelector('[data-col="tier"]').dataset.value ?? null,
+            duration_ms: Number(r.querySelector('[data-col="duration"]').dataset.value),
+            confidence: r.querySelector('.heal')?.dataset.confidence ?? null,
+            detail: r.querySelector('[data-col="detail"]').textContent }))""",
+    )
+    assert [{k: r[k] for k in ("index", "status", "tier", "duration_ms")} for r in rows] == [
+        {k: s.get(k) for k in ("index", "status", "tier", "duration_ms")} for s in run["steps"]
+    ]
+    heal = run["heals"][0]
+    healed_row = rows[heal["step"]]["detail"]
+    assert 'testid="submit-order"' in healed_row and 'testid="place-order"' in healed_row
+    assert float(rows[heal["step"]]["confidence"]) == heal["confidence"] and "confidence" in healed_row
+    error = run["steps"][-1]["error"]
+    assert error["message"] in rows[-1]["detail"] and error["suggestion"] in rows[-1]["detail"]
+    # The screenshot arrives through fetch with the key, as a blob: URL, and is a decoded image.
+    shot = run["steps"][2]["screenshot"]
+    assert shot in run["artifacts"]
+    img = f'#browser-run img.shot[data-name="{shot}"]'
+    page.wait_for_function(
+        "(sel) => { const i = document.querySelector(sel); return i?.src.startsWith('blob:') && i.naturalWidth > 0; }",
+        arg=img,
+    )
+    # It is the artefact itself: the decoded size equals the PNG's own (IHDR width and height).
+    shown = page.eval_on_selector(img, "(i) => [i.naturalWidth, i.naturalHeight]")
+    png = seeded.server.api("GET", f"/api/tasks/{found['task']['id']}/artifacts/{shot}", key=seeded.member).content
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    assert shown == [int.from_bytes(png[16:20], "big"), int.from_bytes(png[20:24], "big")]
+    # A finished run is drawn once: the final event replayed in its log does not draw it again.
+    console.wait_text("#event-log", "task_succeeded")
+    assert len(drawn) == 1, drawn
+    console.screenshot("member-browser-run")
+    assert console.axe() == []
+    page.select_option("#lang", "zh")  # every label has its Chinese (a missing one is a console error)
+    console.wait_text("#browser-run", "浏览器运行")
+    console.wait_text(f'#browser-run tr[data-step="{heal["step"]}"]', "置信度")
+    page.select_option("#lang", "en")
+    page.wait_for_function("() => document.documentElement.lang === 'en'")
+    assert console.unexpected_errors() == []
+
+    # The monitor shows the browser pool's use as GET /api/monitor reports it (server admin only).
+    page.click("#signout")
+    page.wait_for_selector("#key")
+    console.sign_in(seeded.server.admin_key, "monitor")
+    pool = seeded.api("/api/monitor")["system"]["browser_pool"]
+    assert pool["cap"] == 1 and pool["queue_cap"] == 100 and pool["browsers"] == 1
+    assert console.card("pool-in-use") == pool["in_use"] and console.card("pool-queue") == pool["queued"]
+    console.wait_text('[data-card="pool-in-use"] .sub', "of 1 runs at once")
+    page.select_option("#lang", "zh")
+    console.wait_text('[data-card="pool-in-use"] .sub', "同时最多 1 个运行")
+    assert console.unexpected_errors() == []

@@ -99,6 +99,7 @@ function signOut() {
   if (state.cleanup) state.cleanup();
   state.ctx = null;
   state.cleanup = null;
+  state.rendering += 1; // a view still being drawn for the old key must not replace the sign-in form
   signIn();
 }
 
@@ -150,6 +151,7 @@ async function render() {
     main.dataset.ready = name;
     performance.mark(`ready:${name}`); // bench/console.py reads these: the view has its data and handlers
   } catch (exc) {
+    if (ticket !== state.rendering) return; // superseded: a newer render or a sign-out owns the page now
     if (exc instanceof ApiError && exc.status === 401) { signOut(); return; }
     mount(main, h('p', { class: 'error', role: 'alert' }, exc.message || String(exc)));
     main.dataset.ready = name;

@@ -62,7 +62,15 @@ const en = {
   'monitor.ledger': 'Ledger read (median)', 'monitor.workers': 'Worker threads here', 'monitor.mode.embedded': 'embedded: tasks run in this process',
   'monitor.mode.distributed': 'distributed: aitp worker processes run tasks', 'monitor.cpu': 'Process CPU', 'monitor.host_cpu': 'host {pct} of {n} cores',
   'monitor.memory': 'Process memory (RSS)', 'monitor.host_mem': 'host memory {pct} used', 'monitor.disk': 'Data disk used', 'monitor.disk_free': '{free} free',
-  'monitor.system_admin': 'Server figures (ledger, workers, CPU, memory, disk) are shown to the server admin key.',
+  'monitor.system_admin': 'Server figures (ledger, workers, browser pool, CPU, memory, disk) are shown to the server admin key.',
+  'monitor.pool': 'Browser pool in use', 'monitor.pool_of': 'of {cap} runs at once · {browsers} of {max} browsers', 'monitor.pool_queue': 'Browser runs waiting',
+  'monitor.pool_queue_of': 'of {cap} that may wait', 'monitor.pool_breaker': 'launches keep failing: runs refused for now',
+  'br.title': 'Browser run', 'br.none': 'No results yet: they appear when the run finishes.', 'br.run': 'Run {n}', 'br.steps': 'Steps',
+  'br.summary': '{passed} passed, {failed} failed, {healed} healed, {skipped} skipped in {ms}',
+  'br.step': 'Step', 'br.action': 'Action', 'br.tier': 'Locator tier', 'br.duration': 'Duration', 'br.detail': 'Error or heal', 'br.screenshot': 'Screenshot',
+  'br.s.passed': 'passed', 'br.s.failed': 'failed', 'br.s.healed': 'healed', 'br.s.skipped': 'skipped',
+  'br.tier.gold': 'gold', 'br.tier.silver': 'silver', 'br.tier.bronze': 'bronze', 'br.suggestion': 'Fix:',
+  'br.heal': 'Healed, suggested fix:', 'br.confidence': 'confidence {pct}', 'br.tier_drop': 'the new locator is a weaker tier', 'br.shot_alt': 'Screenshot of step {n}',
 };
 
 const zh = {
@@ -127,7 +135,15 @@ const zh = {
   'monitor.ledger': '账本读取（中位数）', 'monitor.workers': '本进程工作线程', 'monitor.mode.embedded': '嵌入式：任务在本进程运行',
   'monitor.mode.distributed': '分布式：由 aitp worker 进程运行任务', 'monitor.cpu': '进程 CPU', 'monitor.host_cpu': '主机 {pct}，共 {n} 核',
   'monitor.memory': '进程内存（RSS）', 'monitor.host_mem': '主机内存已用 {pct}', 'monitor.disk': '数据盘已用', 'monitor.disk_free': '剩余 {free}',
-  'monitor.system_admin': '服务器指标（账本、工作线程、CPU、内存、磁盘）仅对服务器管理员密钥显示。',
+  'monitor.system_admin': '服务器指标（账本、工作线程、浏览器池、CPU、内存、磁盘）仅对服务器管理员密钥显示。',
+  'monitor.pool': '浏览器池占用', 'monitor.pool_of': '同时最多 {cap} 个运行 · 浏览器 {browsers}/{max}', 'monitor.pool_queue': '等待浏览器的运行',
+  'monitor.pool_queue_of': '最多可等待 {cap} 个', 'monitor.pool_breaker': '浏览器连续启动失败：暂时拒绝运行',
+  'br.title': '浏览器运行', 'br.none': '还没有结果：运行结束后显示。', 'br.run': '第 {n} 次运行', 'br.steps': '步骤',
+  'br.summary': '通过 {passed}，失败 {failed}，自愈 {healed}，跳过 {skipped}，用时 {ms}',
+  'br.step': '步骤', 'br.action': '操作', 'br.tier': '定位器等级', 'br.duration': '耗时', 'br.detail': '错误或自愈', 'br.screenshot': '截图',
+  'br.s.passed': '通过', 'br.s.failed': '失败', 'br.s.healed': '已自愈', 'br.s.skipped': '跳过',
+  'br.tier.gold': '金', 'br.tier.silver': '银', 'br.tier.bronze': '铜', 'br.suggestion': '修复建议：',
+  'br.heal': '已自愈，建议修改：', 'br.confidence': '置信度 {pct}', 'br.tier_drop': '新定位器等级更低', 'br.shot_alt': '第 {n} 步截图',
 };
 
 export const MESSAGES = { en, zh };

@@ -1,5 +1,5 @@
 // Monitor: gateway latency percentiles and error rate by route, the task queue, and for the server admin the
-// ledger, workers and the process's CPU, memory and disk; refreshed every 5 s while the page is visible.
+// ledger, workers, the browser pool and the process's CPU, memory and disk; refreshed every 5 s while the page is visible.
 
 import { card, h, mount, table } from '../dom.js';
 import { scope } from './common.js';
@@ -48,6 +48,14 @@ function view(ctx, snap) {
       card(t('monitor.cpu'), fmt.pct(sys.process.cpu_percent / 100), { raw: sys.process.cpu_percent, name: 'cpu', sub: t('monitor.host_cpu', { pct: fmt.pct(sys.host.cpu_percent / 100), n: sys.host.cpu_count }) }),
       card(t('monitor.memory'), fmt.bytes(sys.process.rss_bytes), { raw: sys.process.rss_bytes, name: 'memory', sub: t('monitor.host_mem', { pct: fmt.pct(sys.host.memory_percent / 100) }) }),
       card(t('monitor.disk'), fmt.pct(sys.disk.percent / 100), { raw: sys.disk.percent, name: 'disk', sub: t('monitor.disk_free', { free: fmt.bytes(sys.disk.free_bytes) }) })));
+    const pool = sys.browser_pool;
+    if (pool) {
+      out.push(h('div', { class: 'cards', id: 'browser-pool' },
+        card(t('monitor.pool'), fmt.int(pool.in_use), { raw: pool.in_use, name: 'pool-in-use',
+          sub: t('monitor.pool_of', { cap: fmt.int(pool.cap), browsers: fmt.int(pool.browsers), max: fmt.int(pool.max_browsers) }) }),
+        card(t('monitor.pool_queue'), fmt.int(pool.queued), { raw: pool.queued, name: 'pool-queue',
+          sub: pool.breaker_open ? t('monitor.pool_breaker') : t('monitor.pool_queue_of', { cap: fmt.int(pool.queue_cap) }) })));
+    }
   } else {
     out.push(h('p', { class: 'muted' }, t('monitor.system_admin')));
   }

@@ -3,6 +3,7 @@
 
 import { ApiError } from '../api.js';
 import { debounce, h, mount, table, toast } from '../dom.js';
+import { browserRun } from './browser_run.js';
 import { applyNotice, progress, scope, statusBadge, taskColumns } from './common.js';
 
 const STATUSES = ['pending', 'running', 'reviewing', 'succeeded', 'failed', 'cancelled'];
@@ -74,7 +75,11 @@ async function showTask(ctx, box, id, signal) {
   mount(box, h('section', { class: 'panel', 'aria-label': t('tasks.detail') },
     h('h2', {}, t('tasks.detail'), ' ', h('code', {}, task.id)), head,
     task.result ? h('details', {}, h('summary', {}, t('task.result')), h('pre', { class: 'log' }, JSON.stringify(task.result, null, 2).slice(0, 20000))) : null,
-    h('h3', {}, t('tasks.events')), log));
+    h('div', { id: 'task-browser' }), h('h3', {}, t('tasks.events')), log));
+  // A finished run is drawn now; a running one when its final event arrives (a finished task's replay is skipped).
+  const browser = task.kind === 'browser.run' ? box.querySelector('#task-browser') : null;
+  const drawnAtOpen = FINISHED.includes(task.status);
+  if (browser && drawnAtOpen) showBrowserRun(ctx, browser, id, signal);
   // The event log streams until the task's final event; each event also refreshes the header.
   ctx.api.events(id, (ev) => {
     const line = `${fmt.time(ev.data.created_at || ev.data.at)}  ${ev.type}  ${JSON.stringify(ev.data.data ?? {})}`;
@@ -85,8 +90,15 @@ async function showTask(ctx, box, id, signal) {
     if (data.step) task.current_step = data.step;
     if (['task_succeeded', 'task_failed', 'task_cancelled', 'task_need_review'].includes(ev.type)) {
       ctx.api.get(`/api/tasks/${encodeURIComponent(id)}`).then((fresh) => { task = fresh; draw(); }).catch(() => {});
+      if (browser && !drawnAtOpen && ev.type !== 'task_need_review') showBrowserRun(ctx, browser, id, signal);
     } else draw();
   }, signal).catch((exc) => { if (exc.name !== 'AbortError') log.append(h('div', { class: 'error' }, exc.message)); });
+}
+
+// A browser run's steps, drawn once: when a finished task is opened, or when a running one finishes.
+function showBrowserRun(ctx, slot, id, signal) {
+  browserRun(ctx, id, signal).then((section) => { if (!signal.aborted) mount(slot, section); })
+    .catch((exc) => { if (!signal.aborted) mount(slot, h('p', { class: 'error', role: 'alert' }, exc.message)); });
 }
 
 function reviewForm(ctx, task) {
