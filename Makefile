@@ -37,8 +37,15 @@ browser:
 run: install
 	$(VENV)/bin/aitp serve --dev
 
+# Two steps: the suite in parallel workers (each test file in one worker, so its servers are started
+# once), then the tests that hold wall-clock budgets, alone. Both always run; either failing fails.
+# Exit code 5 ("no tests collected") is fine when PYTEST_ARGS selects only one kind.
+TEST_WORKERS ?= 3
 test: install
-	$(PY) -m pytest $(PYTEST_ARGS)
+	@status=0; \
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile -m "not serial" $(PYTEST_ARGS) || { rc=$$?; [ $$rc = 5 ] || status=$$rc; }; \
+	$(PY) -m pytest -m serial $(PYTEST_ARGS) || { rc=$$?; [ $$rc = 5 ] || status=$$rc; }; \
+	exit $$status
 
 lint: install
 	$(VENV)/bin/ruff check .

@@ -260,20 +260,51 @@ def launcher(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Launcher]:
     starter.close()
 
 
-@pytest.fixture(scope="session")
-def server_factory(tmp_path_factory: pytest.TempPathFactory, launcher: Launcher) -> Iterator[ServerFactory]:
-    servers: list[Server] = []
+@dataclass
+class StartedServers:
+    """Every server the factory started; ``kept`` ones serve fixtures wider than a module."""
 
-    def factory(config: dict[str, Any], database_url: str | None = None, **kw: Any) -> Server:
+    servers: list[Server] = field(default_factory=list)
+    kept: set[int] = field(default_factory=set)  # ids of kept servers
+
+    def stop_since(self, count: int) -> None:
+        for server in self.servers[count:]:
+            if id(server) not in self.kept:
+                server.stop()
+
+
+@pytest.fixture(scope="session")
+def started_servers() -> Iterator[StartedServers]:
+    started = StartedServers()
+    yield started
+    for server in started.servers:
+        server.stop()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _stop_the_modules_servers(started_servers: StartedServers) -> Iterator[None]:
+    """A module's servers stop when it ends: each holds database connections (PostgreSQL allows ~100
+    in all) and a few hundred MB, and parallel test workers would otherwise run out of both."""
+    count = len(started_servers.servers)
+    yield
+    started_servers.stop_since(count)
+
+
+@pytest.fixture(scope="session")
+def server_factory(
+    tmp_path_factory: pytest.TempPathFactory, launcher: Launcher, started_servers: StartedServers
+) -> ServerFactory:
+    def factory(config: dict[str, Any], database_url: str | None = None, keep: bool = False, **kw: Any) -> Server:
+        """``keep``: the server serves a session- or package-scoped fixture, so it outlives the module."""
         tmp = tmp_path_factory.mktemp("aitp")
         url = database_url or f"sqlite+aiosqlite:///{tmp / 'data' / 'aitp.db'}"
         server = start_server(tmp, config, url, launcher=launcher, **kw)
-        servers.append(server)
+        started_servers.servers.append(server)
+        if keep:
+            started_servers.kept.add(id(server))
         return server
 
-    yield factory
-    for server in servers:
-        server.stop()
+    return factory
 
 
 def gateway_config(fake: FakeUpstream, **overrides: Any) -> dict[str, Any]:
@@ -297,7 +328,7 @@ async def gateway(
 ) -> Server:
     """The main gateway server, once on SQLite and once on PostgreSQL."""
     url = await pg_databases.create() if request.param == "postgres" else None
-    return await asyncio.to_thread(server_factory, gateway_config(fake), url)
+    return await asyncio.to_thread(server_factory, gateway_config(fake), url, keep=True)
 
 
 @dataclass

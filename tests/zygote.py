@@ -203,6 +203,7 @@ def _child(request: dict[str, object]) -> None:
         args = request["args"]
         assert isinstance(args, list)
         sys.argv = [module, *map(str, args)]
+        sys.modules.pop(module, None)  # as under ``python -m``, the module runs only as ``__main__``
         try:
             runpy.run_module(module, run_name="__main__", alter_sys=True)
             code = 0

@@ -38,7 +38,7 @@ async def embedded(
 ) -> Server:
     """``aitp serve`` without Redis: tasks run on its own worker threads."""
     url = await pg_databases.create() if request.param == "postgres" else None
-    return await asyncio.to_thread(server_factory, task_config(), url)
+    return await asyncio.to_thread(server_factory, task_config(), url, keep=True)
 
 
 def project_key(server: Server, role: str = "member") -> str:

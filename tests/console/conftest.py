@@ -85,8 +85,10 @@ def _key_id(server: Server, key: str) -> str:
 def seeded(fake: FakeUpstream, server_factory: ServerFactory) -> Seeded:
     # Browser runs open a page this test serves on 127.0.0.1; one browser is enough.
     browser = {"max_browsers": 1, "navigation_timeout_s": 5, "trace": False}
+    fake.reset()  # a wider fixture than the autouse reset: drop what an earlier module scripted
     server = server_factory(
-        {**gateway_config(fake), **task_config(), "outbound": {"allow_loopback": True}, "browser": browser}
+        {**gateway_config(fake), **task_config(), "outbound": {"allow_loopback": True}, "browser": browser},
+        keep=True,
     )
     admin = server.new_key(PROJECT, role="admin")
     member = server.new_key(PROJECT, role="member")

@@ -491,6 +491,7 @@ async def chaos_cluster(
     await client.aclose()
 
 
+@pytest.mark.serial  # kills and restarts workers on a clock: run alone
 async def test_a_worker_killed_after_every_step_resumes_and_never_repeats_the_model_call(
     chaos_cluster: Server, fake: FakeUpstream
 ) -> None:

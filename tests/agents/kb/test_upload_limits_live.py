@@ -40,6 +40,9 @@ from tests.agents.kb.bombs import (
 from tests.agents.kb.documents import make_docx
 from tests.conftest import Server, ServerFactory
 
+# Wall-clock budgets: run alone, after the parallel part of the suite (see the Makefile).
+pytestmark = pytest.mark.serial
+
 log = logging.getLogger("tests.kb.live")
 DOC = "word/document.xml"
 RUNAWAY_KB = 2_500_000

@@ -95,4 +95,4 @@ async def prompt_server(
         write_prompt(directory, body)
     url = await pg_databases.create() if request.param == "postgres" else None
     config = gateway_config(fake, routing={"json_schema_tier": "turbo"})
-    return await asyncio.to_thread(server_factory, config, url, extra_env=prompt_env(directory))
+    return await asyncio.to_thread(server_factory, config, url, extra_env=prompt_env(directory), keep=True)

@@ -19,6 +19,9 @@ from tests.conftest import Server
 
 from .conftest import publish, spec, unique
 
+# Wall-clock budgets: run alone, after the parallel part of the suite (see the Makefile).
+pytestmark = pytest.mark.serial
+
 QUICK_S = 2.0  # wall clock on a busy two-core machine (other live servers of the suite); the server spends far less
 HEALTH_S = 0.5  # slowest /healthz answer allowed while an attack runs
 NESTED_RANGES = "{% for i in range(3000) %}{% for j in range(3000) %}{{ i }}{% endfor %}{% endfor %}"
