@@ -207,6 +207,8 @@ def start_server(
             "AITP_DATA_DIR": str(tmp / "data"),
             "AITP_DATABASE_URL": database_url,
             "AITP_LOG_LEVEL": "info",
+            # Dozens of servers and workers share one PostgreSQL (max_connections 100): keep few idle.
+            "AITP_DATABASE_POOL_SIZE": "2",
             "LITELLM_LOCAL_MODEL_COST_MAP": "True",
             "NO_PROXY": "127.0.0.1,localhost",
         }
@@ -274,7 +276,8 @@ class StartedServers:
 
 
 @pytest.fixture(scope="session")
-def started_servers() -> Iterator[StartedServers]:
+def started_servers(launcher: Launcher) -> Iterator[StartedServers]:
+    # Depends on the launcher so that it is torn down first: the zygote must outlive its servers.
     started = StartedServers()
     yield started
     for server in started.servers:

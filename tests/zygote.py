@@ -62,8 +62,9 @@ class Process(Protocol):
 class Forked:
     """A child of the zygote: alive until the zygote has reaped it and written its status."""
 
-    def __init__(self, pid: int, status_path: Path, argv: list[str]) -> None:
+    def __init__(self, pid: int, status_path: Path, argv: list[str], zygote: subprocess.Popen[bytes]) -> None:
         self.pid = pid
+        self._zygote = zygote
         self._status_path = status_path
         self._argv = argv
         self._returncode: int | None = None
@@ -75,6 +76,9 @@ class Forked:
     def poll(self) -> int | None:
         if self._returncode is None and self._status_path.exists():
             self._returncode = int(self._status_path.read_text())
+        if self._returncode is None and self._zygote.poll() is not None and not _alive(self.pid):
+            # Gone without a status: the zygote died first and cannot report it. Not a hang.
+            self._returncode = -signal.SIGKILL
         return self._returncode
 
     def wait(self, timeout: float | None = None) -> int:
@@ -92,6 +96,15 @@ class Forked:
 
     def kill(self) -> None:
         self.send_signal(signal.SIGKILL)
+
+
+def _alive(pid: int) -> bool:
+    """Running or stopped, not exited: a zombie (state Z) has exited and only waits for its reaper."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
 class Launcher:
@@ -131,14 +144,19 @@ class Launcher:
             line = zygote.stdout.readline()
         if not line:
             raise RuntimeError(f"the zygote died (exit {zygote.poll()}); see {self._status_dir / 'zygote.log'}")
-        return Forked(int(json.loads(line)["pid"]), status, argv)
+        return Forked(int(json.loads(line)["pid"]), status, argv, zygote)
 
     def _ensure(self) -> subprocess.Popen[bytes]:
-        if self._zygote is None or self._zygote.poll() is not None:
+        if self._zygote is not None and self._zygote.poll() is not None:
+            log = (self._status_dir / "zygote.log").read_text(errors="replace")[-4000:]
+            raise RuntimeError(f"the zygote exited with {self._zygote.returncode}; its servers are orphans:\n{log}")
+        if self._zygote is None:
             self._status_dir.mkdir(parents=True, exist_ok=True)
             with (self._status_dir / "zygote.log").open("ab") as errors:
                 self._zygote = subprocess.Popen(
                     [sys.executable, "-m", "tests.zygote"],
+                    # litellm reads this at import, and the zygote imports it once for every child.
+                    env={**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True"},
                     stdin=subprocess.PIPE,
                     stdout=subprocess.PIPE,
                     stderr=errors,
@@ -228,7 +246,16 @@ def main() -> None:
     if threading.active_count() != 1:
         raise SystemExit(f"the zygote cannot fork safely: imports started threads {threading.enumerate()}")
     statuses: dict[int, str] = {}
-    signal.signal(signal.SIGCHLD, lambda *_: _reap(statuses))
+
+    def on_child(signum: int, frame: object) -> None:
+        try:
+            _reap(statuses)
+        except Exception:  # the zygote must outlive every child, or their statuses are lost
+            import traceback
+
+            traceback.print_exc()
+
+    signal.signal(signal.SIGCHLD, on_child)
     requests = sys.stdin.buffer
     while line := requests.readline():
         request = json.loads(line)

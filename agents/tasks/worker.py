@@ -59,7 +59,7 @@ def run_worker(settings: Settings, *, threads: int, queues: set[str] | None, met
     def run(coro: Coroutine[Any, Any, T]) -> T:
         return asyncio.run_coroutine_threadsafe(coro, loop).result()
 
-    engine = create_engine(settings.effective_database_url)
+    engine = create_engine(settings.effective_database_url, settings.database_pool_size, settings.database_max_overflow)
     registry = CollectorRegistry()
     register_process_metrics(registry, settings.data_dir)
     redis_async = create_redis(settings.redis_url, settings.redis_max_connections, socket_timeout_s=5.0)
