@@ -88,11 +88,15 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         "/api/usage",
         "Requests, tokens, cost, errors and latency, grouped",
         "budgets and usage",
+        description="Each group and `totals` give requests, prompt/completion/total tokens, cost_usd, errors "
+        "(HTTP status >= 400), p50/p95/p99_latency_ms, upstream_ms (time spent waiting on the upstream), "
+        "upstream_share (upstream_ms over the latency of the rows that measured it, 0 to 1, null when none did) "
+        "and p95_overhead_ms (p95 of latency minus upstream time per call: the gateway's own time).",
         query=(
             PROJECT,
             FROM,
             TO,
-            Param("group_by", enum=("day", "project", "key", "model", "tier", "prompt")),
+            Param("group_by", enum=("day", "project", "key", "model", "tier", "prompt", "endpoint")),
             Param("format", enum=("json", "csv")),
         ),
     ),
@@ -363,8 +367,13 @@ ENDPOINTS: tuple[Endpoint, ...] = (
     Endpoint(
         "GET",
         "/api/monitor",
-        "Gateway latency and errors by route, queue depth; process and ledger figures for the server admin key",
+        "Gateway latency, errors and the upstream's share by route, queue depth; server figures for the server admin",
         "console",
+        description="`routes` and `totals`: requests, errors, error_rate, p50/p95/p99_ms, upstream_share (0 to 1) "
+        "and overhead_p95_ms. `tasks`: queue_depth, oldest_pending_age_s, running, by_status. `system` (null "
+        "unless the server admin key): ledger probe, workers (mode, count, threads, and items with each live "
+        "worker process's id, host, pid, threads, queues, started_at, beat_at, age_s and last_beat_s; every "
+        "`aitp worker` with Redis, this process in embedded mode), process, host, disk and browser_pool.",
         query=(PROJECT, Param("window_s", "integer", "seconds looked back")),
     ),
     Endpoint(

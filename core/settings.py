@@ -135,6 +135,12 @@ class TaskSettings(_Strict):
     pending_requeue_s: float = Field(
         default=120.0, gt=0, description="a pending task untouched this long is enqueued again (lost message)"
     )
+    worker_heartbeat_s: float = Field(
+        default=10.0,
+        gt=0,
+        description="each aitp worker process refreshes its entry in the live worker list this often; "
+        "one that dies drops out three periods after its last refresh",
+    )
     embedded_threads: int = Field(default=4, ge=1, le=256, description="worker threads of `aitp serve` without Redis")
     shutdown_grace_s: float = Field(default=10.0, ge=0, description="on stop, running tasks get this long to finish")
     retention_days: float = Field(default=30, gt=0, description="finished tasks and their events are kept this long")

@@ -124,7 +124,7 @@ def build_gateway_core(
         prompts,
         tracer,
     )
-    embeddings = EmbeddingService(engine_ref, catalog, recorder, enforcer, metrics, clock)
+    embeddings = EmbeddingService(engine_ref, catalog, recorder, enforcer, metrics, clock, tracer)
     return GatewayCore(
         settings=settings,
         clock=clock,

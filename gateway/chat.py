@@ -362,7 +362,10 @@ class ChatService:
                 usage.route_reason = reason
                 self._finish(usage, call.ctx)
                 log.info("cascade to plus", extra={"request_id": call.ctx.request_id, "why": failure})
+                turbo_upstream_ms = usage.upstream_ms
                 usage = self._usage(call)
+                # The plus row's latency runs from the request's start, so its upstream time holds both calls.
+                usage.upstream_ms = turbo_upstream_ms
                 reason = f"{call.decision.reason}+cascade"
                 usage.route_reason = reason
                 response, served, admission = await self._call(engine, "plus", call, usage)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from opentelemetry.trace import NoOpTracer, Tracer
 from starlette.responses import Response
 
 from core.clock import Clock
@@ -17,6 +18,7 @@ from .chat import CallContext, EngineRef
 from .engine import Served
 from .metrics import GatewayMetrics
 from .schemas import EmbeddingRequest, extra_body, parse, unknown_fields
+from .tracing import served_attributes, upstream_span
 from .usage import Usage, UsageRecorder
 
 
@@ -29,9 +31,11 @@ class EmbeddingService:
         budgets: BudgetEnforcer,
         metrics: GatewayMetrics,
         clock: Clock,
+        tracer: Tracer | None = None,
     ) -> None:
         self._llm = engine
         self._clock = clock
+        self._tracer = tracer or NoOpTracer()
         self._catalog = catalog
         self._recorder = recorder
         self._budgets = budgets
@@ -93,7 +97,10 @@ class EmbeddingService:
         if extras:
             payload["extra_body"] = extras
         try:
-            response, served = await engine.embed(request.model, payload)
+            duration = self._metrics.upstream_duration.labels("embeddings")
+            with upstream_span(self._tracer, duration, request.model, usage) as span:
+                response, served = await engine.embed(request.model, payload)
+                served_attributes(span, served, response)
         except Exception as exc:
             error = engine.map_error(exc)
             usage.status, usage.http_status, usage.error_type = "error", error.status, error.code

@@ -26,6 +26,13 @@ Choices worth knowing:
 - **Days are UTC.** Day grouping happens in SQL: ``to_char(created_at AT TIME
   ZONE 'UTC')`` on PostgreSQL and the stored text on SQLite, which keeps UTC
   wall time (SQLite has no time zones and returns naive datetimes).
+- **The upstream's share.** Each row records ``upstream_ms``, the part of its
+  latency spent waiting on the upstream. A group's ``upstream_share`` is
+  sum(upstream_ms) / sum(latency_ms) over the rows that measured it (rows
+  written before the column existed hold null and are left out; null when
+  none measured any latency), and ``p95_overhead_ms`` is the nearest-rank p95
+  of latency - upstream_ms per row: the gateway's own time, collected in the
+  same scan as the latencies.
 - **Groups** are sorted by key; a missing key (no project, key, model or
   prompt) is ``"(none)"``. A prompt's key is ``name@version``.
 - **CSV** is UTF-8 *with* a byte-order mark, because Excel (the usual reader of
@@ -81,6 +88,8 @@ CSV_COLUMNS = (
     "errors",
     "p50_latency_ms",
     "p95_latency_ms",
+    "upstream_share",
+    "p95_overhead_ms",
 )
 _SPACED_OFFSET = re.compile(r"(\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?) (\d{2}(?::?\d{2})?)$")
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
@@ -104,6 +113,9 @@ class Group:
     cost_usd: float = 0.0
     errors: int = 0
     latencies: list[float] = field(default_factory=list)
+    upstream_ms: float = 0.0
+    measured_latency_ms: float = 0.0  # latency of the rows that measured their upstream time
+    overheads: list[float] = field(default_factory=list)  # latency - upstream_ms of those rows
 
     def add(self, other: Group) -> None:
         self.requests += other.requests
@@ -112,9 +124,20 @@ class Group:
         self.cost_usd += other.cost_usd
         self.errors += other.errors
         self.latencies.extend(other.latencies)
+        self.upstream_ms += other.upstream_ms
+        self.measured_latency_ms += other.measured_latency_ms
+        self.overheads.extend(other.overheads)
+
+    @property
+    def upstream_share(self) -> float | None:
+        if self.measured_latency_ms <= 0:
+            return None
+        # Each row's upstream time lies within its latency; min() only absorbs float rounding.
+        return round(min(1.0, self.upstream_ms / self.measured_latency_ms), 6)
 
     def view(self) -> dict[str, Any]:
         self.latencies.sort()
+        self.overheads.sort()
         return {
             "requests": self.requests,
             "prompt_tokens": self.prompt_tokens,
@@ -125,6 +148,9 @@ class Group:
             "p50_latency_ms": percentile(self.latencies, 50),
             "p95_latency_ms": percentile(self.latencies, 95),
             "p99_latency_ms": percentile(self.latencies, 99),
+            "upstream_ms": round(self.upstream_ms, 3),
+            "upstream_share": self.upstream_share,
+            "p95_overhead_ms": percentile(self.overheads, 95),
         }
 
 
@@ -400,20 +426,21 @@ def _label(group_by: str, parts: Sequence[Any]) -> str:
     return NONE_KEY if parts[0] is None else str(parts[0])
 
 
-def _latencies(dialect: str) -> ColumnElement[Any]:
-    """Every latency of a group in one value: the rows stay in the database, only their numbers travel."""
+def collected(dialect: str, values: ColumnElement[Any]) -> ColumnElement[Any]:
+    """Every value of a group in one: the rows stay in the database, only their numbers travel."""
     if dialect == "postgresql":
-        return func.array_agg(C.latency_ms, type_=NullType)
+        return func.array_agg(values, type_=NullType)
     # SQLite (and MySQL) spell it group_concat; '%!.15g' text keeps far more digits than a latency needs.
-    return func.group_concat(C.latency_ms, type_=String)
+    return func.group_concat(values, type_=String)
 
 
-def _floats(value: Any) -> list[float]:
+def floats(value: Any) -> list[float]:
+    """The numbers of a collected value; nulls (array_agg keeps them, group_concat skips them) are left out."""
     if value is None:
         return []
     if isinstance(value, str):
         return [float(v) for v in value.split(",") if v]
-    return [float(v) for v in value]
+    return [float(v) for v in value if v is not None]
 
 
 async def _grouped(conn: AsyncConnection, win: Window, group_by: str) -> dict[str, Group]:
@@ -429,15 +456,28 @@ async def _grouped(conn: AsyncConnection, win: Window, group_by: str) -> dict[st
             func.coalesce(func.sum(C.completion_tokens), 0),
             func.coalesce(func.sum(C.cost_usd), 0.0),
             func.coalesce(func.sum(case((C.http_status >= 400, 1), else_=0)), 0),
-            _latencies(dialect),
+            collected(dialect, C.latency_ms),
+            func.coalesce(func.sum(C.upstream_ms), 0.0),
+            func.coalesce(func.sum(case((C.upstream_ms.is_not(None), C.latency_ms), else_=0.0)), 0.0),
+            collected(dialect, C.latency_ms - C.upstream_ms),  # null, so left out, where not measured
         )
         .where(*_filters(win, dialect))
         .group_by(*keys)
     )
     groups: dict[str, Group] = {}
     for row in await conn.execute(query):
-        requests, prompt, completion, cost, errors, latencies = row[width:]
-        group = Group(int(requests), int(prompt), int(completion), float(cost), int(errors), _floats(latencies))
+        requests, prompt, completion, cost, errors, latencies, upstream, measured, overheads = row[width:]
+        group = Group(
+            int(requests),
+            int(prompt),
+            int(completion),
+            float(cost),
+            int(errors),
+            floats(latencies),
+            float(upstream),
+            float(measured),
+            floats(overheads),
+        )
         label = _label(group_by, row[:width])
         if label in groups:  # e.g. a prompt name with and without a version
             groups[label].add(group)

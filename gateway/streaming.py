@@ -4,12 +4,17 @@ Usage comes from the upstream's final usage chunk (aitp always asks for it).
 If the client disconnects, the upstream call is closed at once and the call is
 charged for what was generated so far; if the upstream never sent usage, the
 tokens are counted locally.
+
+The time spent waiting for each upstream chunk (the client library's parsing
+of it included) is added to ``usage.upstream_ms``; the time spent handing a
+chunk to a slow client is not, so it counts as the gateway's own.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -57,7 +62,15 @@ class StreamRelay:
         # The stream is consumed in the response's own task: litellm's end-of-stream logging runs here.
         self._llm.mark_internal()
         try:
-            async for chunk in self._stream:
+            chunks = aiter(self._stream)
+            while True:
+                waiting = time.perf_counter()
+                try:
+                    chunk = await anext(chunks)
+                except StopAsyncIteration:
+                    break
+                finally:
+                    usage.upstream_ms += (time.perf_counter() - waiting) * 1000
                 out = self._observe(chunk)
                 if out is not None:
                     yield out

@@ -4,6 +4,10 @@ litellm's Router retries and falls back inside one call; the span covers all of
 it and says how many retries it took (``aitp.upstream.retries``). A cascade
 (turbo, then plus) is two calls, so two spans. For a stream the span ends when
 the upstream starts answering; the tokens come with the stream's end.
+
+Each span's duration is also added to the call's ``usage.upstream_ms``, the part
+of the row's latency that the upstream took; a stream adds, in
+:class:`~gateway.streaming.StreamRelay`, the time it then waits for each chunk.
 """
 
 from __future__ import annotations
@@ -22,7 +26,8 @@ from .usage import Usage
 
 @contextmanager
 def upstream_span(tracer: Tracer, duration: Histogram, group: str, usage: Usage) -> Iterator[Span]:
-    """A span around the call, and its duration observed in ``duration`` (aitp_upstream_duration_seconds)."""
+    """A span around the call, its duration observed in ``duration`` (aitp_upstream_duration_seconds)
+    and added to ``usage.upstream_ms``, failed calls included."""
     attributes = {
         "gen_ai.operation.name": usage.endpoint,
         "gen_ai.request.model": group,
@@ -36,7 +41,9 @@ def upstream_span(tracer: Tracer, duration: Histogram, group: str, usage: Usage)
         with tracer.start_as_current_span(f"upstream {group}", kind=SpanKind.CLIENT, attributes=attributes) as span:
             yield span
     finally:
-        duration.observe(time.perf_counter() - started)
+        elapsed = time.perf_counter() - started
+        duration.observe(elapsed)
+        usage.upstream_ms += elapsed * 1000
 
 
 def served_attributes(span: Span, served: Served, response: Any) -> None:

@@ -46,6 +46,8 @@ class UsageRecord(Base):
     completion_tokens: Mapped[int] = mapped_column(Integer, default=0)
     cost_usd: Mapped[float] = mapped_column(Float, default=0.0)
     latency_ms: Mapped[float] = mapped_column(Float, default=0.0)
+    # Null on rows written before it was measured, so reports can leave them out of the upstream's share.
+    upstream_ms: Mapped[float | None] = mapped_column(Float, nullable=True)
     status: Mapped[str] = mapped_column(String(32))
     http_status: Mapped[int] = mapped_column(Integer)
     error_type: Mapped[str | None] = mapped_column(String(64))
@@ -75,6 +77,8 @@ class Usage:
     completion_tokens: int = 0
     cost_usd: float = 0.0
     latency_ms: float = 0.0
+    # Of latency_ms, the time spent waiting on the upstream (see gateway.tracing.upstream_span).
+    upstream_ms: float = 0.0
     status: str = "ok"
     http_status: int = 200
     error_type: str | None = None

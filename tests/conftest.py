@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import random
 import re
 import secrets
 import signal
@@ -18,6 +19,7 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
+import redis.asyncio
 import yaml
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
@@ -332,6 +334,24 @@ async def gateway(
     """The main gateway server, once on SQLite and once on PostgreSQL."""
     url = await pg_databases.create() if request.param == "postgres" else None
     return await asyncio.to_thread(server_factory, gateway_config(fake), url, keep=True)
+
+
+def redis_env() -> dict[str, str]:
+    """``AITP_REDIS_URL`` and ``AITP_REDIS_PREFIX`` for a server: a random database and prefix on the shared Redis."""
+    return {
+        "AITP_REDIS_URL": f"redis://127.0.0.1:6379/{random.randint(1, 15)}",
+        "AITP_REDIS_PREFIX": "aitp-test-" + secrets.token_hex(4),
+    }
+
+
+async def drop_redis_keys(env: dict[str, str]) -> None:
+    """Delete every key under the prefix of :func:`redis_env`."""
+    client = redis.asyncio.Redis.from_url(env["AITP_REDIS_URL"])
+    try:
+        async for key in client.scan_iter(match=env["AITP_REDIS_PREFIX"] + "*"):
+            await client.delete(key)
+    finally:
+        await client.aclose()
 
 
 @dataclass

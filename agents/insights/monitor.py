@@ -2,12 +2,17 @@
 
 Gateway figures come from the usage rows of the last ``window_s`` seconds
 (default 15 minutes), as :class:`~gateway.reports.UsageReports` computes
-them (nearest-rank percentiles, ``errors`` = HTTP status >= 400); the queue
-from the tasks table. The ledger probe, worker threads and the process's CPU,
-memory and disk describe the whole server, so only the server admin key sees
-them (``system`` is null for other keys). The browser pool's use is read from
-the pool's counters (this never starts a browser); in distributed mode the
-pool of this process is idle and the workers' pools are not seen here.
+them (nearest-rank percentiles, ``errors`` = HTTP status >= 400, and
+``upstream_share``, the part of the routes' time spent waiting on the upstream,
+with ``overhead_p95_ms``, the p95 of the gateway's own time per call); the
+queue from the tasks table. The ledger probe, the workers and the process's
+CPU, memory and disk describe the whole server, so only the server admin key
+sees them (``system`` is null for other keys). Workers are the processes that
+execute tasks: in distributed mode every live ``aitp worker`` from the roster
+in Redis (:mod:`agents.tasks.roster`), in embedded mode this process. The
+browser pool's use is read from the pool's counters (this never starts a
+browser); in distributed mode the pool of this process is idle and the
+workers' pools are not seen here.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import psutil
+import redis
 
 from core.clock import Clock
 from core.identity.principal import Principal
@@ -106,10 +112,7 @@ class MonitorService:
                 "median_ms": round(statistics.median(timings), 3),
                 "max_ms": round(max(timings), 3),
             },
-            "workers": {
-                "mode": "distributed" if self._runtime.distributed else "embedded",
-                "threads_in_this_process": self._runtime.worker_threads,
-            },
+            "workers": await self._workers(),
             "process": {
                 "pid": process.pid,
                 "cpu_percent": round(cpu, 1),
@@ -129,6 +132,25 @@ class MonitorService:
                 "percent": disk.percent,
             },
             "browser_pool": self._browser_pool(),
+        }
+
+    async def _workers(self) -> dict[str, Any]:
+        runtime = self._runtime
+        found: dict[str, Any] = {
+            "mode": "distributed" if runtime.distributed else "embedded",
+            "threads_in_this_process": runtime.worker_threads,
+        }
+        try:
+            entries = await runtime.workers()
+        except redis.RedisError as exc:
+            # The rest of the snapshot still helps while Redis is away; the figures say they are unknown.
+            return {**found, "count": None, "threads": None, "items": [], "error": f"Redis did not answer: {exc}"}
+        now = self._clock.now()
+        return {
+            **found,
+            "count": len(entries),
+            "threads": sum(entry.threads for entry in entries),
+            "items": [entry.view(now) for entry in entries],
         }
 
     def _browser_pool(self) -> dict[str, Any] | None:
@@ -159,4 +181,6 @@ def _route(group: dict[str, Any]) -> dict[str, Any]:
         "p50_ms": group["p50_latency_ms"],
         "p95_ms": group["p95_latency_ms"],
         "p99_ms": group["p99_latency_ms"],
+        "upstream_share": group["upstream_share"],
+        "overhead_p95_ms": group["p95_overhead_ms"],
     }

@@ -4,6 +4,8 @@
 threads in process (embedded mode), and enqueues every unfinished task again
 at start. ``aitp worker`` builds one that only executes. Both run the
 reaper; the API process also runs retention and refreshes the task gauges.
+With Redis, a runtime that executes lists itself in the worker roster
+(:mod:`.roster`) until it stops.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from datetime import timedelta
 
 import dramatiq
@@ -30,6 +33,7 @@ from .executor import Executor
 from .kinds import KindRegistry
 from .leases import LeaseStore
 from .metrics import TaskMetrics
+from .roster import Heartbeat, WorkerEntry, WorkerRoster
 from .store import TaskStore
 from .system import SLEEP
 
@@ -84,10 +88,15 @@ class TaskRuntime:
         self.store = TaskStore(engine, self.bus, clock)
         self.leases = LeaseStore(engine, self.bus, self.settings.lease_s, clock)
         self.namespace = f"{settings.redis_prefix}-tasks"
+        self.roster = (
+            WorkerRoster(self.redis, settings.redis_prefix, self.settings.worker_heartbeat_s) if self.redis else None
+        )
         self.broker = create_broker(self.settings, self.redis, self.namespace, self._expired)
         self.actors: dict[str, Actor] = declare_actors(self.broker, self.kinds, self.settings, self._run_message)
         self._executor: Executor | None = None
         self._worker: dramatiq.Worker | None = None
+        self._me: WorkerEntry | None = None  # this process, while it executes tasks
+        self._heartbeat: Heartbeat | None = None
         self._jobs: list[asyncio.Task[None]] = []
 
     @property
@@ -98,6 +107,14 @@ class TaskRuntime:
     def worker_threads(self) -> int:
         """Threads executing tasks in this process; 0 when ``aitp worker`` processes run them."""
         return len(self._worker.workers) if self._worker is not None else 0
+
+    async def workers(self) -> list[WorkerEntry]:
+        """The processes executing tasks: the roster's live entries with Redis, else this process (if it executes)."""
+        if self.roster is not None:
+            return await asyncio.to_thread(self.roster.live)
+        if self._me is None:
+            return []
+        return [replace(self._me, threads=self.worker_threads_alive(), beat_at=self.clock.now())]
 
     def enqueue(self, task_id: str, kind: str) -> None:
         actor = self.actors.get(kind)
@@ -154,6 +171,10 @@ class TaskRuntime:
                 self.broker, queues=queues, worker_threads=threads, worker_timeout=worker_timeout
             )
             self._worker.start()
+            self._me = WorkerEntry.of_this_process(threads, queues or self.queues(), self.clock.now())
+            if self.roster is not None:
+                self._heartbeat = Heartbeat(self.roster, self._me, self.clock, self.worker_threads_alive)
+                await asyncio.to_thread(self._heartbeat.start)
             self.metrics.worker_threads.set_function(self.worker_threads_alive)
             executor = self._executor
             self.metrics.running.set_function(lambda: executor.running)
@@ -182,6 +203,11 @@ class TaskRuntime:
             await self._executor.drain(self.settings.shutdown_grace_s)
             await stopping
             self._worker = None
+            self._me = None
+        if self._heartbeat is not None:
+            # Listed until its running tasks are finished or released, then gone at once.
+            await asyncio.to_thread(self._heartbeat.stop)
+            self._heartbeat = None
         self.bus.stop()
         if self.redis is not None:
             self.redis.close()

@@ -28,11 +28,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, String, case, func, select
+from sqlalchemy import case, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
-from sqlalchemy.types import NullType
 
-from gateway.reports import percentile
+from gateway.reports import collected, floats, percentile
 from gateway.usage import UsageRecord
 
 C = UsageRecord.__table__.c
@@ -77,20 +76,6 @@ class VersionStats:
         }
 
 
-def _latencies(dialect: str, column: ColumnElement[Any]) -> ColumnElement[Any]:
-    if dialect == "postgresql":
-        return func.array_agg(column, type_=NullType)
-    return func.group_concat(column, type_=String)
-
-
-def _floats(value: Any) -> list[float]:
-    if value is None:
-        return []
-    if isinstance(value, str):
-        return [float(v) for v in value.split(",") if v]
-    return [float(v) for v in value]
-
-
 async def version_stats(
     engine: AsyncEngine, name: str, start: datetime, end: datetime, project: str | None
 ) -> dict[int, VersionStats]:
@@ -127,7 +112,7 @@ async def version_stats(
         func.sum(r.cost),
         func.sum(r.failed),
         func.sum(r.schema_failed),
-        _latencies(dialect, r.latency),
+        collected(dialect, r.latency),
     ).group_by(r.version)
     out: dict[int, VersionStats] = {}
     async with engine.connect() as conn:
@@ -140,6 +125,6 @@ async def version_stats(
                 cost_usd=float(cost or 0.0),
                 errors=int(failed or 0),
                 schema_failures=int(schema or 0),
-                latencies=_floats(latencies),
+                latencies=floats(latencies),
             )
     return out

@@ -99,11 +99,22 @@ def test_monitor(seeded: Seeded) -> None:
     assert member["system"] is None and member["project"] == PROJECT
     chat = next(r for r in member["routes"] if r["route"] == "chat")
     assert chat["requests"] >= 6 and chat["p50_ms"] <= chat["p95_ms"] <= chat["p99_ms"]
+    # The fake upstream answers at once here, yet its time is measured: a share above 0, below 1.
+    assert 0 < chat["upstream_share"] < 1 and 0 <= chat["overhead_p95_ms"] <= chat["p99_ms"]
+    assert 0 < member["totals"]["upstream_share"] < 1
     stats = seeded.api("/api/tasks/stats", as_key=seeded.member)
     assert member["tasks"]["queue_depth"] == stats["backlog"]
     root = seeded.api("/api/monitor", window_s=60)
     system = root["system"]
-    assert system["workers"] == {"mode": "embedded", "threads_in_this_process": 3}
+    # Embedded mode: this process is the one worker, with its three threads.
+    workers = system["workers"]
+    assert (workers["mode"], workers["threads_in_this_process"], workers["count"], workers["threads"]) == (
+        "embedded",
+        3,
+        1,
+        3,
+    )
+    assert workers["items"][0]["pid"] == system["process"]["pid"] and workers["items"][0]["threads"] == 3
     assert (
         system["ledger"]["median_ms"] > 0 and system["process"]["rss_bytes"] > 0 and system["disk"]["total_bytes"] > 0
     )

@@ -145,6 +145,18 @@ def test_every_view_shows_what_the_api_says(console: Console, seeded: Seeded) ->
         elif view == "monitor":
             snap = seeded.api("/api/monitor", as_key=seeded.member)
             assert console.card("queue") == snap["tasks"]["queue_depth"]
+            # The upstream's share per route, as the API figures it (nothing calls models meanwhile).
+            for route in [*snap["routes"], snap["totals"]]:
+                share = page.query_selector(f'tr[data-route="{route["route"]}"] td[data-col="upstream_share"]')
+                assert share is not None, route
+                raw = share.get_attribute("data-value")
+                assert (None if raw is None else float(raw)) == route["upstream_share"], route
+                if route["upstream_share"] is not None:  # a percentage in the page's language
+                    shown = page.evaluate(
+                        "v => new Intl.NumberFormat('en-US', {style: 'percent', maximumFractionDigits: 1}).format(v)",
+                        route["upstream_share"],
+                    )
+                    assert share.text_content() == shown and shown.endswith("%")
             assert page.query_selector('[data-card="cpu"]') is None  # server figures are the server admin's
     assert problems == {view: [] for view in VIEWS}
     assert console.unexpected_errors() == []
@@ -165,7 +177,9 @@ def test_server_admin_picks_a_project(console: Console, seeded: Seeded) -> None:
     other = seeded.api("/api/usage", project=OTHER, **{"from": utc_today()})
     assert console.card("requests") == other["totals"]["requests"] < everything["totals"]["requests"]
     console.go("monitor")
-    assert console.card("cpu") is not None and console.card("workers") == 3
+    assert console.card("cpu") is not None and console.card("workers") == 1  # embedded: this process
+    assert float(page.get_attribute('table.workers td[data-col="threads"]', "data-value") or 0) == 3
+    console.wait_text('[data-card="workers"] .sub', "3 threads")
     console.screenshot("root-monitor")
     assert console.axe() == []
     assert console.unexpected_errors() == []

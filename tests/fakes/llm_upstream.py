@@ -218,6 +218,11 @@ class FakeUpstream:
     async def _embeddings(self, request: Request) -> Response:
         body = await request.json()
         self._note_call(request, body)
+        # Only the delay of a scripted reply (or the server latency) applies: an embedding has no content to script.
+        reply = self.state.next_reply(str(body.get("model", "")))
+        delay = self.state.latency_ms if reply.delay_ms is None else reply.delay_ms
+        if delay:
+            await asyncio.sleep(delay / 1000)
         inputs = body.get("input")
         items = inputs if isinstance(inputs, list) else [inputs]
         data = []

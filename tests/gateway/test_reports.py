@@ -52,6 +52,7 @@ def row(created_at: datetime, project: str | None, **fields: Any) -> dict[str, A
         "completion_tokens": 5,
         "cost_usd": 10 * 5e-8 + 5 * 2e-7,
         "latency_ms": 100.0,
+        "upstream_ms": None,  # as on rows written before the upstream's time was recorded
         "status": "ok",
         "http_status": 200,
         "error_type": None,
@@ -258,8 +259,16 @@ async def test_csv_export_keeps_chinese_and_ends_with_total(gateway: Server) -> 
     await seed(
         gateway,
         [
-            row(day, name, prompt_name="测试用例.生成", prompt_version=2, latency_ms=40.0),
-            row(day, name, prompt_name="测试用例.生成", prompt_version=2, latency_ms=60.0, cost_usd=0.25),
+            row(day, name, prompt_name="测试用例.生成", prompt_version=2, latency_ms=40.0, upstream_ms=30.0),
+            row(
+                day,
+                name,
+                prompt_name="测试用例.生成",
+                prompt_version=2,
+                latency_ms=60.0,
+                cost_usd=0.25,
+                upstream_ms=50.0,
+            ),
             row(day, name, prompt_name="=HYPERLINK(1)", prompt_version=1),
             row(day, name),
         ],
@@ -281,6 +290,8 @@ async def test_csv_export_keeps_chinese_and_ends_with_total(gateway: Server) -> 
         "errors",
         "p50_latency_ms",
         "p95_latency_ms",
+        "upstream_share",
+        "p95_overhead_ms",
     ]
     records = {line[0]: dict(zip(table[0], line, strict=True)) for line in table[1:]}
     assert [line[0] for line in table[1:]] == ["(none)", "'=HYPERLINK(1)@1", "测试用例.生成@2", "TOTAL"]
@@ -288,11 +299,39 @@ async def test_csv_export_keeps_chinese_and_ends_with_total(gateway: Server) -> 
     assert (chinese["requests"], chinese["total_tokens"], chinese["errors"]) == ("2", "30", "0")
     assert float(chinese["cost_usd"]) == pytest.approx(0.25 + 10 * 5e-8 + 5 * 2e-7)
     assert (chinese["p50_latency_ms"], chinese["p95_latency_ms"]) == ("40", "60")
+    assert (chinese["upstream_share"], chinese["p95_overhead_ms"]) == ("0.8", "10")
+    assert (records["(none)"]["upstream_share"], records["(none)"]["p95_overhead_ms"]) == ("", "")  # not measured
     json_totals = usage(gateway, key, **window, group_by="prompt")["totals"]
     total = records["TOTAL"]
     assert int(total["requests"]) == json_totals["requests"] == 4
     assert float(total["cost_usd"]) == pytest.approx(json_totals["cost_usd"])
     assert float(total["p95_latency_ms"]) == json_totals["p95_latency_ms"]
+
+
+async def test_upstream_share_and_the_gateways_own_time(gateway: Server) -> None:
+    name, key = project(gateway)
+    day = at("2025-08-08T08:00:00")
+    await seed(
+        gateway,
+        [
+            row(day, name, latency_ms=100.0, upstream_ms=80.0),
+            row(day, name, latency_ms=200.0, upstream_ms=150.0),
+            # Refused before any upstream call: all of its time is the gateway's own.
+            row(day, name, latency_ms=50.0, upstream_ms=0.0, status="error", http_status=429),
+            # Written before upstream time was recorded: left out of the share, not counted as overhead.
+            row(day, name, latency_ms=1000.0),
+            row(day, name, endpoint="embeddings", latency_ms=30.0),
+        ],
+    )
+    body = usage(gateway, key, **{"from": "2025-08-08", "to": "2025-08-09"}, group_by="endpoint")
+    chat, embeddings = by_key(body)["chat"], by_key(body)["embeddings"]
+    assert chat["upstream_ms"] == 230.0
+    assert chat["upstream_share"] == round(230 / 350, 6)
+    assert chat["p95_overhead_ms"] == nearest_rank([20.0, 50.0, 50.0], 95) == 50.0
+    assert chat["p99_latency_ms"] == 1000.0  # latency percentiles still count every row
+    assert (embeddings["upstream_share"], embeddings["p95_overhead_ms"], embeddings["upstream_ms"]) == (None, None, 0.0)
+    totals = body["totals"]
+    assert (totals["upstream_share"], totals["p95_overhead_ms"]) == (chat["upstream_share"], 50.0)
 
 
 async def test_savings_prices_auto_calls_at_plus(gateway: Server) -> None:

@@ -28,8 +28,8 @@ async def cascading(fake: FakeUpstream, server_factory: ServerFactory) -> Server
 
 
 async def test_turbo_answer_failing_schema_is_re_asked_on_plus(cascading: Server, fake: FakeUpstream) -> None:
-    fake.script("qwen-turbo", Reply(content='{"wrong": 1}', prompt_tokens=5, completion_tokens=4))
-    fake.script("qwen-plus", Reply(content='{"cases": ["a", "b"]}', prompt_tokens=5, completion_tokens=8))
+    fake.script("qwen-turbo", Reply(content='{"wrong": 1}', prompt_tokens=5, completion_tokens=4, delay_ms=100))
+    fake.script("qwen-plus", Reply(content='{"cases": ["a", "b"]}', prompt_tokens=5, completion_tokens=8, delay_ms=100))
     raw = client(cascading).chat.completions.with_raw_response.create(
         model="auto", messages=[{"role": "user", "content": "cases"}], response_format=SCHEMA_FORMAT
     )
@@ -39,6 +39,10 @@ async def test_turbo_answer_failing_schema_is_re_asked_on_plus(cascading: Server
     rows = await cascading.wait_rows(USAGE_BY_ID, count=2, rid=raw.headers["x-request-id"])
     assert [(r["tier"], r["status"]) for r in rows] == [("turbo", "schema_failed"), ("plus", "ok")]
     assert float(raw.headers["x-aitp-cost-usd"]) == pytest.approx(rows[1]["cost_usd"])
+    # Both rows' latencies run from the request's start, so the plus row's upstream time holds both calls.
+    turbo, plus = rows
+    assert 90 <= turbo["upstream_ms"] <= turbo["latency_ms"]
+    assert turbo["upstream_ms"] + 90 <= plus["upstream_ms"] <= plus["latency_ms"]
 
 
 def test_valid_turbo_answer_is_not_re_asked(cascading: Server, fake: FakeUpstream) -> None:

@@ -9,18 +9,15 @@ from __future__ import annotations
 
 import asyncio
 import json
-import random
-import secrets
 from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import pytest
-import redis.asyncio
 import websockets
 from websockets.asyncio.client import connect
 
-from tests.conftest import PostgresDatabases, Server, ServerFactory, Worker, start_worker
+from tests.conftest import PostgresDatabases, Server, ServerFactory, Worker, drop_redis_keys, redis_env, start_worker
 
 from ..conftest import events, project_key, submit, task_config, wait_task
 
@@ -28,16 +25,10 @@ from ..conftest import events, project_key, submit, task_config, wait_task
 @pytest.fixture(scope="module")
 async def cluster(server_factory: ServerFactory, pg_databases: PostgresDatabases) -> AsyncIterator[Server]:
     url = await pg_databases.create()
-    env = {
-        "AITP_REDIS_URL": f"redis://127.0.0.1:6379/{random.randint(1, 15)}",
-        "AITP_REDIS_PREFIX": "aitp-test-" + secrets.token_hex(4),
-    }
+    env = redis_env()
     server = await asyncio.to_thread(server_factory, task_config(pending_requeue_s=3), url, extra_env=env)
     yield server
-    client = redis.asyncio.Redis.from_url(env["AITP_REDIS_URL"])
-    async for key in client.scan_iter(match=env["AITP_REDIS_PREFIX"] + "*"):
-        await client.delete(key)
-    await client.aclose()
+    await drop_redis_keys(env)
 
 
 @pytest.fixture

@@ -56,6 +56,13 @@ class Formats {
 
   ms(value) { return value === null || value === undefined ? '—' : `${this.nf('ms', { maximumFractionDigits: 1 }).format(value)} ms`; }
 
+  // A duration in the largest unit that keeps it readable: 45 s, 12 min, 3.5 h (Intl names the unit per language).
+  duration(seconds) {
+    if (seconds === null || seconds === undefined) return '—';
+    const [unit, value] = seconds < 120 ? ['second', seconds] : seconds < 7200 ? ['minute', seconds / 60] : ['hour', seconds / 3600];
+    return this.nf(`dur-${unit}`, { style: 'unit', unit, unitDisplay: 'short', maximumFractionDigits: unit === 'hour' ? 1 : 0 }).format(value);
+  }
+
   bytes(value) {
     if (value === null || value === undefined) return '—';
     const units = ['B', 'KB', 'MB', 'GB', 'TB'];
