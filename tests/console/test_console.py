@@ -72,13 +72,13 @@ def test_signing_out_while_a_view_loads_keeps_the_sign_in_form(console: Console,
 
     page.route("**/api/tasks/stats*", hold)
     page.evaluate("location.hash = '#/tasks'")
-    page.wait_for_function("() => performance.getEntriesByName('start:tasks').length > 0")
-    page.click("#signout")
-    page.fill("#key", seeded.viewer)
     deadline = time.monotonic() + 10
     while not held:  # the route handler runs while Playwright waits on the page
         assert time.monotonic() < deadline, "the tasks view asked for no statistics"
         page.wait_for_timeout(20)
+    # The view is now waiting for its data: sign out under it.
+    page.click("#signout")
+    page.fill("#key", seeded.viewer)
     with page.expect_response("**/api/tasks/stats*"):
         held[0].continue_()
     # The view drawn for the key that signed out must not replace the form the next key is typed into.

@@ -17,6 +17,9 @@ from tests.fakes.llm_upstream import FakeUpstream, Reply
 
 from .test_budgets import in_one_minute
 
+# 300 concurrent calls against three replicas: a burst that must not share the machine with other tests.
+pytestmark = pytest.mark.serial
+
 REPLICAS = 3
 
 
@@ -29,6 +32,8 @@ async def replicas(
         "AITP_REDIS_URL": f"redis://127.0.0.1:6379/{random.randint(1, 15)}",
         "AITP_REDIS_PREFIX": "aitp-test-" + secrets.token_hex(4),
         "AITP_ADMIN_KEY": "sk-aitp-replica-admin-" + secrets.token_urlsafe(24),
+        # 300 concurrent calls: the production pool size, not the suite's small idle one.
+        "AITP_DATABASE_POOL_SIZE": "5",
     }
     config = gateway_config(fake)
     first = await asyncio.to_thread(server_factory, config, url, extra_env=env)
