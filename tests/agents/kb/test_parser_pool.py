@@ -80,6 +80,7 @@ async def test_a_parse_past_the_time_limit_is_killed_and_refused(pools: list[Par
     assert (await pool.prepare(b"next", None, "a.txt")).text == "next"
 
 
+@pytest.mark.serial  # measures which process burns CPU over 0.3 s: run alone
 async def test_a_cancelled_parse_stops_its_process(pools: list[ParserPool]) -> None:
     pool = pool_of(pools, parser_processes=1)
     await pool.prepare(b"warm", None, "a.txt")
