@@ -54,6 +54,7 @@ async def _chat_loop(server: Server, key: str, until: float, statuses: list[int]
 
 
 @pytest.mark.timeout(180)
+@pytest.mark.serial  # terminates PostgreSQL connections under a burst: run alone
 async def test_terminated_connections_lose_no_accounting_and_leak_no_reservation(
     fake: FakeUpstream, server_factory: ServerFactory, pg_databases: PostgresDatabases
 ) -> None:
