@@ -170,8 +170,7 @@ class Platform:
                 core.ledger,
                 self.settings.data_dir,
                 clock,
-                agents.browser.pool,
-                self.settings.browser,
+                agents.browser.usage,
             ),
             bus=self.runtime.bus,
         )
@@ -194,6 +193,7 @@ class Platform:
         self.db_ready = True
         await self.gateway.start()
         execute = not self.runtime.distributed if execute is None else execute
+        self.runtime.report("browser_pool", self.agents.browser.usage)
         await self.runtime.start(execute=execute, threads=self.settings.tasks.embedded_threads)
         if self.gateway.catalog.disabled:
             log.warning("deployments disabled: %s", self.gateway.catalog.disabled)

@@ -10,6 +10,7 @@ import hashlib
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from prometheus_client import CollectorRegistry
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -65,6 +66,22 @@ class BrowserAgent:
         )
         ask = self.model.heal_asker(ctx) if ctx is not None and browser.heal_with_llm else None
         return Healer(heal, ask)
+
+    def usage(self) -> dict[str, Any]:
+        """The pool's use now, with its caps (the monitor and this process's entry in the worker list)."""
+        stats, settings = self.pool.stats(), self.settings.browser
+        return {
+            "in_use": stats.in_use,  # runs holding a browser context now
+            "cap": settings.max_browsers * settings.contexts_per_browser,  # runs that may hold one at once
+            "queued": stats.queued,
+            "queue_cap": settings.queue_size,
+            "browsers": stats.browsers,
+            "max_browsers": settings.max_browsers,
+            "peak_browsers": stats.peak_browsers,
+            "launched": stats.launched,
+            "recycled": stats.recycled,
+            "breaker_open": stats.breaker_open,
+        }
 
     async def close(self) -> None:
         await self.pool.close()

@@ -19,16 +19,16 @@ from __future__ import annotations
 
 import statistics
 import time
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import psutil
 import redis
 
 from core.clock import Clock
 from core.identity.principal import Principal
-from core.settings import BrowserSettings
 from core.timefmt import utc_iso
 from core.validation import check_int
 from gateway.ledger.base import Ledger, Period
@@ -37,12 +37,10 @@ from gateway.reports import UsageReports
 from ..tasks.runtime import TaskRuntime
 from ..tasks.tables import RUNNING
 
-if TYPE_CHECKING:  # typing only: the monitor reads a pool it is given and never needs Playwright itself
-    from ..browser.pool import BrowserPool
-
 DEFAULT_WINDOW_S = 900
 MAX_WINDOW_S = 86400
 LEDGER_PROBES = 5
+_POOL_SUMS = ("in_use", "cap", "queued", "browsers", "max_browsers")
 _PROBE = "monitor:probe"  # a counter nothing charges: reading it costs what any budget read costs
 
 
@@ -54,12 +52,10 @@ class MonitorService:
         ledger: Ledger,
         data_dir: Path,
         clock: Clock,
-        browser_pool: BrowserPool | None = None,
-        browser_settings: BrowserSettings | None = None,
+        browser_usage: Callable[[], dict[str, Any]] | None = None,  # this process's browser pool, as figures
     ) -> None:
         self._reports = reports
-        self._pool = browser_pool
-        self._browser_settings = browser_settings or BrowserSettings()
+        self._browser_usage = browser_usage
         self._runtime = runtime
         self._ledger = ledger
         self._data_dir = data_dir
@@ -131,7 +127,7 @@ class MonitorService:
                 "free_bytes": disk.free,
                 "percent": disk.percent,
             },
-            "browser_pool": self._browser_pool(),
+            "browser_pool": self._browser_usage() if self._browser_usage is not None else None,
         }
 
     async def _workers(self) -> dict[str, Any]:
@@ -146,28 +142,19 @@ class MonitorService:
             # The rest of the snapshot still helps while Redis is away; the figures say they are unknown.
             return {**found, "count": None, "threads": None, "items": [], "error": f"Redis did not answer: {exc}"}
         now = self._clock.now()
+        pools = [
+            entry.status["browser_pool"] for entry in entries if isinstance(entry.status.get("browser_pool"), dict)
+        ]
         return {
             **found,
             "count": len(entries),
             "threads": sum(entry.threads for entry in entries),
             "items": [entry.view(now) for entry in entries],
-        }
-
-    def _browser_pool(self) -> dict[str, Any] | None:
-        if self._pool is None:
-            return None
-        stats, settings = self._pool.stats(), self._browser_settings
-        return {
-            "in_use": stats.in_use,  # runs holding a browser context now
-            "cap": settings.max_browsers * settings.contexts_per_browser,  # runs that may hold one at once
-            "queued": stats.queued,
-            "queue_cap": settings.queue_size,
-            "browsers": stats.browsers,
-            "max_browsers": settings.max_browsers,
-            "peak_browsers": stats.peak_browsers,
-            "launched": stats.launched,
-            "recycled": stats.recycled,
-            "breaker_open": stats.breaker_open,
+            # The pools of the processes that execute browser runs (in distributed mode, not this one's).
+            "browser_pools": {
+                "reporting": len(pools),
+                **{name: sum(int(pool.get(name) or 0) for pool in pools) for name in _POOL_SUMS},
+            },
         }
 
 

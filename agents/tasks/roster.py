@@ -1,7 +1,8 @@
 """Which processes execute tasks: each ``aitp worker`` registers itself in Redis and keeps its entry fresh.
 
 A worker writes ``{prefix}:workers:{id}`` (JSON: host, pid, threads, queues,
-started_at, beat_at) with a time to live of three heartbeat periods
+started_at, beat_at, and ``status``: what the process reports of itself at each
+beat, such as its browser pool's use) with a time to live of three heartbeat periods
 (``tasks.worker_heartbeat_s``) and adds its id to the set ``{prefix}:workers``,
 which readers use instead of scanning the keyspace. A thread refreshes the entry
 while the worker runs; a graceful stop deletes it. A worker that dies without
@@ -22,7 +23,7 @@ import secrets
 import socket
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -47,6 +48,7 @@ class WorkerEntry:
     queues: tuple[str, ...]
     started_at: datetime
     beat_at: datetime
+    status: dict[str, Any] = field(default_factory=dict)  # name -> figures, e.g. "browser_pool"
 
     @classmethod
     def of_this_process(cls, threads: int, queues: set[str], now: datetime) -> WorkerEntry:
@@ -63,6 +65,7 @@ class WorkerEntry:
             "queues": list(self.queues),
             "started_at": utc_iso(self.started_at),
             "beat_at": utc_iso(self.beat_at),
+            "status": self.status,
         }
 
     @classmethod
@@ -76,6 +79,7 @@ class WorkerEntry:
             queues=tuple(data["queues"]),
             started_at=datetime.fromisoformat(data["started_at"]),
             beat_at=datetime.fromisoformat(data["beat_at"]),
+            status=dict(data.get("status") or {}),  # entries of older workers have none
         )
 
     def view(self, now: datetime) -> dict[str, Any]:
@@ -134,11 +138,19 @@ class WorkerRoster:
 class Heartbeat:
     """Keeps one process's entry in the roster fresh from a daemon thread; :meth:`stop` removes it."""
 
-    def __init__(self, roster: WorkerRoster, entry: WorkerEntry, clock: Clock, threads: Callable[[], int]) -> None:
+    def __init__(
+        self,
+        roster: WorkerRoster,
+        entry: WorkerEntry,
+        clock: Clock,
+        threads: Callable[[], int],
+        status: Callable[[], dict[str, Any]] = dict,
+    ) -> None:
         self._roster = roster
         self._entry = entry
         self._clock = clock
         self._threads = threads
+        self._status = status
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -163,7 +175,7 @@ class Heartbeat:
             log.warning("could not remove this worker from the worker list (it expires by itself): %s", exc)
 
     def _beat(self) -> None:
-        self._entry = replace(self._entry, threads=self._threads(), beat_at=self._clock.now())
+        self._entry = replace(self._entry, threads=self._threads(), beat_at=self._clock.now(), status=self._status())
         self._roster.beat(self._entry)
 
     def _run(self) -> None:

@@ -16,6 +16,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from datetime import timedelta
+from typing import Any
 
 import dramatiq
 import redis
@@ -98,6 +99,7 @@ class TaskRuntime:
         self._me: WorkerEntry | None = None  # this process, while it executes tasks
         self._heartbeat: Heartbeat | None = None
         self._jobs: list[asyncio.Task[None]] = []
+        self._reports: dict[str, Callable[[], dict[str, Any]]] = {}
 
     @property
     def distributed(self) -> bool:
@@ -108,13 +110,27 @@ class TaskRuntime:
         """Threads executing tasks in this process; 0 when ``aitp worker`` processes run them."""
         return len(self._worker.workers) if self._worker is not None else 0
 
+    def report(self, name: str, figures: Callable[[], dict[str, Any]]) -> None:
+        """Add ``figures()`` under ``name`` to what this process says of itself in the worker list."""
+        self._reports[name] = figures
+
+    def status(self) -> dict[str, Any]:
+        """Every reported figure of this process; one that fails is left out, not the heartbeat."""
+        found: dict[str, Any] = {}
+        for name, figures in self._reports.items():
+            try:
+                found[name] = figures()
+            except Exception as exc:  # a report is a view of some part; the beat must go on without it
+                log.warning("worker status %s failed: %s", name, exc)
+        return found
+
     async def workers(self) -> list[WorkerEntry]:
         """The processes executing tasks: the roster's live entries with Redis, else this process (if it executes)."""
         if self.roster is not None:
             return await asyncio.to_thread(self.roster.live)
         if self._me is None:
             return []
-        return [replace(self._me, threads=self.worker_threads_alive(), beat_at=self.clock.now())]
+        return [replace(self._me, threads=self.worker_threads_alive(), beat_at=self.clock.now(), status=self.status())]
 
     def enqueue(self, task_id: str, kind: str) -> None:
         actor = self.actors.get(kind)
@@ -173,7 +189,7 @@ class TaskRuntime:
             self._worker.start()
             self._me = WorkerEntry.of_this_process(threads, queues or self.queues(), self.clock.now())
             if self.roster is not None:
-                self._heartbeat = Heartbeat(self.roster, self._me, self.clock, self.worker_threads_alive)
+                self._heartbeat = Heartbeat(self.roster, self._me, self.clock, self.worker_threads_alive, self.status)
                 await asyncio.to_thread(self._heartbeat.start)
             self.metrics.worker_threads.set_function(self.worker_threads_alive)
             executor = self._executor

@@ -81,6 +81,7 @@ def run_worker(settings: Settings, *, threads: int, queues: set[str] | None, met
         # Agents call models in process; litellm (~5 s of CPU, ~190 MB) loads when a task first needs it.
         core.engine_ref.load_on_demand(core.load_engine)
         await core.start()
+        runtime.report("browser_pool", services.browser.usage)
         await runtime.start(execute=True, threads=threads, queues=queues, api=False)
 
     run(start())

@@ -84,6 +84,13 @@ async def test_a_worker_is_listed_while_it_runs_and_gone_once_stopped(cluster: S
     assert entry["pid"] == worker.process.pid and entry["host"] == socket.gethostname()
     assert entry["queues"] == ["tasks"] and entry["threads"] == 2
     assert 0 <= entry["age_s"] < 60 and entry["last_beat_s"] < 60
+    # Each worker reports its own browser pool (where browser runs happen in distributed mode); the monitor sums them.
+    pool = entry["status"]["browser_pool"]
+    assert (pool["in_use"], pool["queued"], pool["browsers"]) == (0, 0, 0) and pool["cap"] >= pool["max_browsers"] >= 1
+    assert found["browser_pools"] == {
+        "reporting": 1,
+        **{name: pool[name] for name in ("in_use", "cap", "queued", "browsers", "max_browsers")},
+    }
 
     # Its heartbeat keeps it listed well past the entry's time to live (three periods).
     await asyncio.sleep(HEARTBEAT_S * 5)

@@ -51,13 +51,17 @@ function view(ctx, snap) {
       card(t('monitor.cpu'), fmt.pct(sys.process.cpu_percent / 100), { raw: sys.process.cpu_percent, name: 'cpu', sub: t('monitor.host_cpu', { pct: fmt.pct(sys.host.cpu_percent / 100), n: sys.host.cpu_count }) }),
       card(t('monitor.memory'), fmt.bytes(sys.process.rss_bytes), { raw: sys.process.rss_bytes, name: 'memory', sub: t('monitor.host_mem', { pct: fmt.pct(sys.host.memory_percent / 100) }) }),
       card(t('monitor.disk'), fmt.pct(sys.disk.percent / 100), { raw: sys.disk.percent, name: 'disk', sub: t('monitor.disk_free', { free: fmt.bytes(sys.disk.free_bytes) }) })));
-    const pool = sys.browser_pool;
+    // In distributed mode the runs happen in the worker processes: their pools, summed, are the ones in use.
+    const pools = sys.workers.browser_pools;
+    const summed = sys.workers.mode === 'distributed' && pools && pools.reporting > 0;
+    const pool = summed ? pools : sys.browser_pool;
     if (pool) {
-      out.push(h('div', { class: 'cards', id: 'browser-pool' },
+      const queueSub = summed ? t('monitor.pool_workers', { n: fmt.int(pools.reporting) })
+        : pool.breaker_open ? t('monitor.pool_breaker') : t('monitor.pool_queue_of', { cap: fmt.int(pool.queue_cap) });
+      out.push(h('div', { class: 'cards', id: 'browser-pool', dataset: { source: summed ? 'workers' : 'process' } },
         card(t('monitor.pool'), fmt.int(pool.in_use), { raw: pool.in_use, name: 'pool-in-use',
           sub: t('monitor.pool_of', { cap: fmt.int(pool.cap), browsers: fmt.int(pool.browsers), max: fmt.int(pool.max_browsers) }) }),
-        card(t('monitor.pool_queue'), fmt.int(pool.queued), { raw: pool.queued, name: 'pool-queue',
-          sub: pool.breaker_open ? t('monitor.pool_breaker') : t('monitor.pool_queue_of', { cap: fmt.int(pool.queue_cap) }) })));
+        card(t('monitor.pool_queue'), fmt.int(pool.queued), { raw: pool.queued, name: 'pool-queue', sub: queueSub })));
     }
     if (sys.workers.items.length) out.push(h('h2', {}, t('monitor.worker_list')), workerTable(ctx, sys.workers.items));
   } else {
@@ -80,5 +84,8 @@ function workerTable(ctx, items) {
     { label: t('monitor.threads'), num: true, name: 'threads', value: (w) => fmt.int(w.threads), raw: (w) => w.threads },
     { label: t('monitor.queues'), value: (w) => w.queues.join(', ') },
     { label: t('monitor.age'), num: true, name: 'age', value: (w) => fmt.duration(w.age_s), raw: (w) => w.age_s },
+    { label: t('monitor.worker_browsers'), num: true, name: 'browsers',
+      value: (w) => (w.status?.browser_pool ? `${fmt.int(w.status.browser_pool.in_use)} / ${fmt.int(w.status.browser_pool.cap)}` : '–'),
+      raw: (w) => w.status?.browser_pool?.in_use ?? null },
   ], items, { label: t('monitor.worker_list'), class: 'workers', rowAttrs: (w) => ({ 'data-worker': w.id }) });
 }
