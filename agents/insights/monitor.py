@@ -11,8 +11,9 @@ sees them (``system`` is null for other keys). Workers are the processes that
 execute tasks: in distributed mode every live ``aitp worker`` from the roster
 in Redis (:mod:`agents.tasks.roster`), in embedded mode this process. The
 browser pool's use is read from the pool's counters (this never starts a
-browser); in distributed mode the pool of this process is idle and the
-workers' pools are not seen here.
+browser); each worker also reports its own pool with its heartbeat, and
+``workers.browser_pools`` sums them (in distributed mode the runs happen there,
+and this process's pool stays idle).
 """
 
 from __future__ import annotations
